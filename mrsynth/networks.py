@@ -1,0 +1,105 @@
+"""Networks, built from plain arguments so a checkpoint can rebuild them.
+
+HighResNet as modified in paper 000 (section II.C.2, Fig. 1): no convolution before the residual
+blocks (the GE reaches the output through projection shortcuts unhindered), pre-activation
+BN-ReLU-conv blocks, 1x1x1 projection shortcuts where the channel count changes, channels doubling
+at each dilation change, per-axis dilations chosen to make kernels as isotropic as possible on the
+input's voxel size, reflection padding, and a linear 1x1x1 output head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .errors import MRSynthError
+
+Triple = tuple[int, int, int]
+
+
+def isotropic_dilations(spacing: Sequence[float], nominal: Sequence[int] = (1, 2, 4)) -> list[Triple]:
+    """Per-axis dilation for each nominal dilation, making each kernel's extent in mm as even as possible.
+
+    On the paper's 0.488 x 0.488 x 0.825 mm grid nominal 4 gives (4, 4, 2); on 0.488 x 0.488 x 3.3 mm
+    it gives (4, 4, 1), the two examples in section II.C.2.
+    """
+    finest = min(spacing)
+    return [tuple(max(1, round(d * finest / s)) for s in spacing) for d in nominal]  # type: ignore[misc]
+
+
+class PreActBlock(nn.Module):
+    """BN-ReLU-conv, twice, plus a shortcut (identity, or 1x1x1 projection when channels change)."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: Triple, padding_mode: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm3d(in_channels),
+            nn.ReLU(inplace=False),
+            nn.Conv3d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, padding_mode=padding_mode),
+            nn.BatchNorm3d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(out_channels, out_channels, 3, padding=dilation, dilation=dilation, padding_mode=padding_mode),
+        )
+        self.shortcut = (
+            nn.Identity() if in_channels == out_channels else nn.Conv3d(in_channels, out_channels, 1, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.body(x)
+
+
+class HighResNet(nn.Module):
+    """Dilated residual network without downsampling (paper 000, Fig. 1)."""
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        out_channels: int = 1,
+        width: int = 16,
+        blocks_per_stage: int = 3,
+        dilations: Sequence[Sequence[int]] = ((1, 1, 1), (2, 2, 2), (4, 4, 4)),
+        padding: str = "reflect",
+    ):
+        super().__init__()
+        if padding not in ("reflect", "zeros"):
+            raise MRSynthError(f"unknown padding {padding!r}: use 'reflect' or 'zeros'")
+        self.dilations = [tuple(int(v) for v in d) for d in dilations]
+        blocks: list[nn.Module] = []
+        channels = in_channels
+        for stage, dilation in enumerate(self.dilations):
+            stage_width = width * 2**stage
+            for _ in range(blocks_per_stage):
+                blocks.append(PreActBlock(channels, stage_width, dilation, padding))  # type: ignore[arg-type]
+                channels = stage_width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv3d(channels, out_channels, 1)
+        self.blocks_per_stage = blocks_per_stage
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x))
+
+    def receptive_field(self) -> Triple:
+        """Receptive field in voxels per axis: each 3x3x3 convolution of dilation d adds 2d."""
+        per_axis = [1, 1, 1]
+        for dilation in self.dilations:
+            for axis in range(3):
+                per_axis[axis] += 2 * 2 * dilation[axis] * self.blocks_per_stage
+        return tuple(per_axis)  # type: ignore[return-value]
+
+
+ARCHITECTURES = {"HighResNet": HighResNet}
+
+
+def build_network(architecture: str, arguments: dict) -> nn.Module:
+    """Rebuild a network from its name and constructor arguments (as stored in a checkpoint)."""
+    if architecture not in ARCHITECTURES:
+        raise MRSynthError(
+            f"unknown architecture {architecture!r}: this version knows {', '.join(sorted(ARCHITECTURES))}; "
+            "update mrsynth or use another checkpoint"
+        )
+    try:
+        return ARCHITECTURES[architecture](**arguments)
+    except TypeError as err:
+        raise MRSynthError(f"architecture {architecture} cannot be built with arguments {arguments}: {err}") from None
