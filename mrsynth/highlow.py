@@ -1,0 +1,106 @@
+"""The High-to-low approach's downsampling kernel and its random offsets (paper 000, section II.E.1, Fig. 3).
+
+The network's high-resolution output (sTSE_HR) is reduced along LR by a 1x1x4 strided convolution to
+sTSE_LR and compared with the thick TSE. A fixed kernel such as [1/2, 1/2, 0, 0] lets the network
+learn which of the four slices counts (slice-dependent behaviour), so each training patch is
+shifted by a random offset and the kernel weights move with it. The combinations below have the
+three properties the paper states for Fig. 3:
+
+* from the network's side every kernel tap is weighted 1/4 on average and is used in exactly half
+  of the combinations;
+* from the image's side the two high-resolution slices most similar to a thick slice (the "pair")
+  get weight 1/3 each and their outer neighbours 1/6 each, i.e. the average kernel
+  [1/6, 1/3, 1/3, 1/6] centred on the pair.
+
+With the pair at slices 4j + p and 4j + p + 1 of thick slice j, the six equally likely combinations
+are (offset o, kernel), where the patch starts at high-resolution slice 4 * j0 + o:
+
+====================  =====================  =============
+image slices weighted  kernel                 offset
+====================  =====================  =============
+pair                   [1/2, 1/2, 0, 0]       p        (x1)
+pair                   [0, 1/2, 1/2, 0]       p - 1    (x2)
+pair                   [0, 0, 1/2, 1/2]       p - 2    (x1)
+pair's neighbours      [1/2, 0, 0, 1/2]       p - 1    (x2)
+====================  =====================  =============
+
+The paper's data had the pair at p = 0 (offsets 0, -1, -2; "the [1/6, 1/3, 1/3, 1/6] kernel only
+works for an offset of -1"). Our simulator's slice profile [1/6, 1/3, 1/3, 1/6] puts it at p = 1.
+``estimate_pair_start`` finds p from data the way the paper did (similarity of each GE slice phase
+to the thick TSE), so real data need no hand-set value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+SLICE_FACTOR = 4
+
+_HALF = 0.5
+# (offset relative to p, kernel, multiplicity)
+_SCHEME = (
+    (0, (_HALF, _HALF, 0.0, 0.0), 1),
+    (-1, (0.0, _HALF, _HALF, 0.0), 2),
+    (-2, (0.0, 0.0, _HALF, _HALF), 1),
+    (-1, (_HALF, 0.0, 0.0, _HALF), 2),
+)
+
+
+def offset_kernel_combinations(pair_start: int) -> list[tuple[int, tuple[float, ...]]]:
+    """All equally likely (offset, kernel) combinations of Fig. 3 for a given pair position."""
+    combos: list[tuple[int, tuple[float, ...]]] = []
+    for offset, kernel, count in _SCHEME:
+        combos.extend([(pair_start + offset, kernel)] * count)
+    return combos
+
+
+def inference_kernel(pair_start: int) -> tuple[float, ...]:
+    """The kernel used at offset 0 when building sTSE_LR at inference.
+
+    Where the training average [1/6, 1/3, 1/3, 1/6] fits in the offset-0 window (pair at p = 1), it
+    is used: it is exactly what the network was trained against on average. Otherwise (the paper's
+    p = 0) the pair kernel [1/2, 1/2, 0, 0] at the pair's position is used, as in section II.F.1.
+    """
+    if pair_start == 1:
+        return (1 / 6, 1 / 3, 1 / 3, 1 / 6)
+    kernel = [0.0] * SLICE_FACTOR
+    kernel[pair_start] = kernel[pair_start + 1] = _HALF
+    return tuple(kernel)
+
+
+def downsample_lr(hr: torch.Tensor, kernel: torch.Tensor | Sequence[float], factor: int = SLICE_FACTOR) -> torch.Tensor:
+    """Reduce the last (LR) axis by ``factor`` with a strided 1x1xfactor kernel.
+
+    ``kernel`` is one kernel of ``factor`` weights or one per batch item (shape [B, factor]).
+    """
+    *lead, length = hr.shape
+    if length % factor:
+        raise ValueError(f"LR length {length} is not a multiple of {factor}")
+    k = torch.as_tensor(kernel, dtype=hr.dtype, device=hr.device)
+    blocks = hr.reshape(*lead, length // factor, factor)
+    if k.ndim == 1:
+        return blocks @ k
+    view = [k.shape[0]] + [1] * (blocks.ndim - 2) + [factor]
+    return (blocks * k.reshape(view)).sum(-1)
+
+
+def estimate_pair_start(ge_hr: np.ndarray, tse_thick: np.ndarray, mask: np.ndarray | None = None) -> int:
+    """Which two adjacent GE slices (4j + p, 4j + p + 1) resemble thick slice j most.
+
+    Correlates each slice phase r in 0..3 of the high-resolution GE with the thick TSE (inside the
+    mask), as the paper did with SSIM and MI, and returns the p in 0..2 whose pair has the largest
+    summed correlation. Arrays are in paper order; the LR axis is the last.
+    """
+    thick = tse_thick.shape[-1]
+    scores = []
+    for r in range(SLICE_FACTOR):
+        a = ge_hr[..., r : thick * SLICE_FACTOR : SLICE_FACTOR]
+        b = tse_thick
+        if mask is not None:
+            m = mask[..., r : thick * SLICE_FACTOR : SLICE_FACTOR].astype(bool)
+            a, b = a[m], b[m]
+        scores.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
+    return max(range(SLICE_FACTOR - 1), key=lambda p: scores[p] + scores[p + 1])

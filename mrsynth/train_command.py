@@ -1,0 +1,74 @@
+"""``mrsynth train``: start or resume a High-to-low training run with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from .errors import MRSynthError
+
+
+def add_train_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on paired case folders (High-to-low approach)",
+        description="Train a contrast-synthesis model with the High-to-low approach of paper 000. Settings come "
+        "from --config (YAML or JSON; every key of mrsynth.training.DEFAULTS) and --set overrides. A killed run "
+        "continues from its last checkpoint with --resume RUN_DIR.",
+    )
+    parser.add_argument("--config", help="YAML/JSON file with the run's settings")
+    parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, dotted keys for nested ones, YAML values: --set iterations=200 "
+        "--set model.width=8 --set 'data.train=[cases/s01, cases/s02]'",
+    )
+    parser.set_defaults(func=run_train)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``a.b=value`` strings into a nested dict with YAML-parsed values."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise MRSynthError(f"--set {item!r} is not KEY=VALUE: write e.g. --set iterations=200")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return overrides
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .training import load_config, train
+
+    if args.resume and (args.config or args.run_dir or args.set):
+        raise MRSynthError("--resume continues a run with its saved config: leave out --config, --run-dir and --set")
+    if not args.resume and not args.run_dir:
+        raise MRSynthError("give --run-dir for a new run, or --resume RUN_DIR to continue one")
+    config = None if args.resume else load_config(args.config, parse_overrides(args.set))
+    bar = tqdm(unit="it", dynamic_ncols=True)
+
+    def progress(done: int, total: int, row: dict[str, float]) -> None:
+        bar.total = total
+        if bar.n == 0 and done > 1:
+            bar.n = done - 1
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val=f"{row['val_loss']:.4f}", refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        model = train(config, args.run_dir, resume=args.resume, progress=progress)
+    finally:
+        bar.close()
+    print(f"model written to {model}")
+    return 0

@@ -1,0 +1,333 @@
+"""High-to-low training (paper 000, section II.E, Fig. 2 and 3), resumable.
+
+The network runs at the GE's resolution on 56x56x32 patches; its output (sTSE_HR) is reduced along
+LR by the 1x1x4 kernel that goes with the patch's random offset (``highlow``) and compared with the
+thick TSE by L1. Patches are drawn one per patient in turn, flipped along LR every other iteration;
+Adam with weight decay 1e-5. A run directory keeps the config, a CSV and a TensorBoard log, and
+checkpoints written atomically every N iterations; ``train(resume=RUN_DIR)`` continues a killed run
+from its last checkpoint with the same data order (RNG states are saved too).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import glob
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .checkpoint import ModelInfo, read_checkpoint, save_checkpoint
+from .data import Case, PatchSampler
+from .errors import MRSynthError
+from .files import atomic_path
+from .highlow import downsample_lr, estimate_pair_start, inference_kernel
+from .inference import resolve_device
+from .networks import build_network, isotropic_dilations
+
+DEFAULTS: dict[str, Any] = {
+    "name": "my-model",
+    "version": "1",
+    "output_contrast": "TSE_T1w",
+    "data": {
+        "train": [],
+        "val": [],
+        "inputs": ["GE_aOP", "GE_aIP"],
+        "target": "TSE_thick",
+        "mask": "head_mask",
+    },
+    "model": {"architecture": "HighResNet", "width": 16, "blocks_per_stage": 3, "padding": "reflect"},
+    "approach": "high-to-low",
+    "pair_start": "auto",
+    "patch": [56, 56, 32],
+    "stride": [18, 18, 4],
+    "batch_size": 16,
+    "learning_rate": 1.0e-3,
+    "weight_decay": 1.0e-5,
+    "iterations": 1000,
+    "epoch_patches": 800,
+    "val_patches": 160,
+    "checkpoint_every": 50,
+    "flip": True,
+    "random_offsets": True,
+    "seed": 0,
+    "device": "auto",
+    "threads": 0,
+}
+
+ProgressCallback = Callable[[int, int, dict[str, float]], None]
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, updated by a YAML/JSON file, updated by ``overrides`` (nested dicts merge)."""
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise MRSynthError(f"config file {path} does not exist: give a YAML or JSON file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise MRSynthError(f"config file {path} is not valid YAML/JSON: {err}") from None
+        _merge(config, loaded, str(path))
+    _merge(config, overrides or {}, "overrides")
+    return config
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], source: str) -> None:
+    for key, value in update.items():
+        if key not in base:
+            raise MRSynthError(f"unknown setting {key!r} in {source}: known settings are {', '.join(sorted(base))}")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            _merge(base[key], value, source)
+        else:
+            base[key] = value
+
+
+def _case_dirs(entries: list[str], what: str) -> list[Path]:
+    dirs: list[Path] = []
+    for entry in entries:
+        matches = sorted(glob.glob(str(entry))) or [entry]
+        dirs.extend(Path(m) for m in matches)
+    for d in dirs:
+        if not d.is_dir():
+            raise MRSynthError(f"{what} case folder {d} does not exist: check data.{what} in the config")
+    if what == "train" and not dirs:
+        raise MRSynthError("no training cases: set data.train in the config to case folders (mrsynth simulate writes them)")
+    return dirs
+
+
+class Trainer:
+    """One training run in a run directory."""
+
+    def __init__(self, config: dict[str, Any], run_dir: str | Path):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(str(config["device"]))
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+        self.patch = tuple(int(p) for p in config["patch"])
+        data = config["data"]
+        load = lambda d: Case.load(d, data["inputs"], data["target"], data["mask"], self.patch)  # noqa: E731
+        self.train_cases = [load(d) for d in _case_dirs(data["train"], "train")]
+        self.val_cases = [load(d) for d in _case_dirs(data["val"], "val")]
+        self.pair_start = self._pair_start()
+        self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
+        model = config["model"]
+        self.arguments = {
+            "in_channels": len(data["inputs"]),
+            "out_channels": 1,
+            "width": int(model["width"]),
+            "blocks_per_stage": int(model["blocks_per_stage"]),
+            "dilations": [list(d) for d in isotropic_dilations(self.voxel_size)],
+            "padding": model["padding"],
+        }
+        seed = int(config["seed"])
+        torch.manual_seed(seed)
+        self.network = build_network(model["architecture"], self.arguments).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
+        )
+        self.sampler = PatchSampler(
+            self.train_cases, self.patch, self.pair_start, np.random.default_rng(seed), bool(config["random_offsets"])
+        )
+        self.val_batches = self._validation_batches(seed + 1)
+        self.iteration = 0
+        self.best_val = float("inf")
+
+    def _pair_start(self) -> int:
+        value = self.config["pair_start"]
+        if value != "auto":
+            if int(value) not in (0, 1, 2):
+                raise MRSynthError(f"pair_start must be auto, 0, 1 or 2, not {value}")
+            return int(value)
+        votes = [estimate_pair_start(c.inputs[-1], c.target, c.mask) for c in self.train_cases]
+        return int(np.bincount(votes).argmax())
+
+    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if not self.val_cases:
+            return []
+        sampler = PatchSampler(self.val_cases, self.patch, self.pair_start, np.random.default_rng(seed))
+        size = int(self.config["batch_size"])
+        count = max(1, int(self.config["val_patches"]) // size)
+        return [sampler.draw(size) for _ in range(count)]
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return max(1, int(self.config["epoch_patches"]) // int(self.config["batch_size"]))
+
+    def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
+        """L1 between the thick target and the network output reduced with each patch's kernel."""
+        xt = torch.from_numpy(x).to(self.device)
+        if flip:  # mirror the anatomy the network sees; un-mirror its output so offsets/kernels stay valid
+            out = self.network(xt.flip(-1)).flip(-1)
+        else:
+            out = self.network(xt)
+        low = downsample_lr(out, torch.from_numpy(k).to(self.device))
+        return torch.nn.functional.l1_loss(low, torch.from_numpy(y).to(self.device))
+
+    def validate(self) -> float:
+        if not self.val_batches:
+            return float("nan")
+        self.network.eval()
+        with torch.no_grad():
+            losses = [float(self.loss(x, y, k, flip=False)) for x, y, k in self.val_batches]
+        self.network.train()
+        return float(np.mean(losses))
+
+    def model_info(self) -> ModelInfo:
+        data = self.config["data"]
+        return ModelInfo(
+            name=str(self.config["name"]),
+            version=str(self.config["version"]),
+            architecture=self.config["model"]["architecture"],
+            arguments=self.arguments,
+            inputs=list(data["inputs"]),
+            output=str(self.config["output_contrast"]),
+            voxel_size=self.voxel_size,
+            patch=list(self.patch),
+            stride=[int(s) for s in self.config["stride"]],
+            lr_kernel=list(inference_kernel(self.pair_start)),
+            training={
+                "config": json.loads(json.dumps(self.config)),
+                "train_cases": [c.name for c in self.train_cases],
+                "val_cases": [c.name for c in self.val_cases],
+                "pair_start": self.pair_start,
+                "iterations": self.iteration,
+                "best_val_loss": self.best_val,
+            },
+        )
+
+    def save(self, name: str) -> Path:
+        extra = {
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": self.iteration,
+            "best_val": self.best_val,
+            "sampler": self.sampler.state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        return save_checkpoint(self.run_dir / "checkpoints" / name, self.network, self.model_info(), extra)
+
+    def restore(self, path: Path) -> None:
+        payload = read_checkpoint(path)
+        extra = payload.get("extra")
+        if not extra:
+            raise MRSynthError(f"{path} holds no training state: it is an exported model, not a run checkpoint")
+        self.network.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(extra["optimizer"])
+        self.iteration = int(extra["iteration"])
+        self.best_val = float(extra["best_val"])
+        self.sampler.restore(extra["sampler"])
+        torch.set_rng_state(extra["torch_rng"])
+
+    def run(self, progress: ProgressCallback | None = None) -> Path:
+        """Train to ``iterations``; returns the exported model (best validation loss, else last)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        total = int(self.config["iterations"])
+        every = max(1, int(self.config["checkpoint_every"]))
+        log = _CsvLog(self.run_dir / "log.csv", self.iteration)
+        writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.iteration or None)
+        self.network.train()
+        batch = int(self.config["batch_size"])
+        started = time.time()
+        try:
+            while self.iteration < total:
+                x, y, k = self.sampler.draw(batch)
+                flip = bool(self.config["flip"]) and self.iteration % 2 == 1
+                loss = self.loss(x, y, k, flip)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.iteration += 1
+                row = {"iteration": self.iteration, "train_loss": float(loss), "val_loss": float("nan")}
+                if self.iteration % self.iterations_per_epoch == 0 or self.iteration == total:
+                    row["val_loss"] = self.validate()
+                    if row["val_loss"] < self.best_val:
+                        self.best_val = row["val_loss"]
+                        self.save("best.pt")
+                row["seconds"] = time.time() - started
+                log.write(row)
+                writer.add_scalar("loss/train", row["train_loss"], self.iteration)
+                if np.isfinite(row["val_loss"]):
+                    writer.add_scalar("loss/val", row["val_loss"], self.iteration)
+                if self.iteration % every == 0 or self.iteration == total:
+                    self.save("last.pt")
+                if progress is not None:
+                    progress(self.iteration, total, row)
+        finally:
+            writer.close()
+            log.close()
+        best = self.run_dir / "checkpoints" / "best.pt"
+        source = best if best.is_file() else self.run_dir / "checkpoints" / "last.pt"
+        return export_model(source, self.run_dir / "model.pt")
+
+
+class _CsvLog:
+    """Appends rows to log.csv; on resume, rows after the checkpoint's iteration are dropped."""
+
+    FIELDS = ("iteration", "train_loss", "val_loss", "seconds")
+
+    def __init__(self, path: Path, resume_iteration: int):
+        rows = []
+        if path.is_file() and resume_iteration:
+            with open(path, newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["iteration"]) <= resume_iteration]
+        self.handle = open(path, "w", newline="")
+        self.writer = csv.DictWriter(self.handle, fieldnames=self.FIELDS, extrasaction="ignore")
+        self.writer.writeheader()
+        self.writer.writerows(rows)
+
+    def write(self, row: dict[str, float]) -> None:
+        self.writer.writerow(row)
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def export_model(checkpoint: str | Path, out: str | Path) -> Path:
+    """Strip the training state from a run checkpoint, leaving a self-describing model file."""
+    payload = read_checkpoint(checkpoint)
+    payload.pop("extra", None)
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    return Path(out)
+
+
+def train(
+    config: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Start a run in ``run_dir`` with ``config``, or continue the run in ``resume``; returns the model file."""
+    if resume is not None:
+        run_dir = Path(resume)
+        config_path = run_dir / "config.yaml"
+        last = run_dir / "checkpoints" / "last.pt"
+        if not config_path.is_file():
+            raise MRSynthError(f"{run_dir} is not a training run (no config.yaml): give the run directory to resume")
+        config = load_config(config_path)
+        trainer = Trainer(config, run_dir)
+        if last.is_file():
+            trainer.restore(last)
+        return trainer.run(progress)
+    if config is None or run_dir is None:
+        raise MRSynthError("give a config and a run directory, or --resume RUN_DIR")
+    run_dir = Path(run_dir)
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise MRSynthError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or choose a new folder")
+    if not run_dir.parent.is_dir():
+        raise MRSynthError(f"folder {run_dir.parent} does not exist: create it first")
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, run_dir)
+    with atomic_path(run_dir / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return trainer.run(progress)
