@@ -9,8 +9,6 @@ code runs on load.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +93,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise MRSynthError(f"checkpoint {path} does not exist: give a model name from 'mrsynth models list' or a file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+    except Exception as err:  # any failure to unpickle means the file is not a usable checkpoint
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MRSynthError(
             f"{path} is truncated or not an MRSynth checkpoint ({reason[:120]}): download or export it again"

@@ -72,7 +72,7 @@ def _check_dimension(image: sitk.Image, what: str) -> None:
         raise MRSynthError(f"{what} is a {dim}D image (size {size}): give a single 3D volume (split 4D series first)")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise MRSynthError(
-            f"{what} has {image.GetNumberOfComponentsPerPixel()} components per voxel: give a scalar (grey-value) volume"
+            f"{what} has {image.GetNumberOfComponentsPerPixel()} components per voxel: give a scalar volume"
         )
 
 

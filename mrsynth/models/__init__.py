@@ -60,7 +60,7 @@ def resolve(name_or_path: str | Path) -> Path:
         if not path.is_file():
             raise MRSynthError(f"model {entry.name} is registered but its file {path} is missing: reinstall mrsynth")
         if sha256_of(path) != entry.sha256:
-            raise MRSynthError(f"model {entry.name}: {path} does not match its sha256 (damaged file): reinstall mrsynth")
+            raise MRSynthError(f"model {entry.name}: {path} fails its sha256 check (damaged file): reinstall mrsynth")
         return path
     path = Path(name_or_path)
     if path.is_file():
