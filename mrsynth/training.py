@@ -99,7 +99,7 @@ def _case_dirs(entries: list[str], what: str) -> list[Path]:
         if not d.is_dir():
             raise MRSynthError(f"{what} case folder {d} does not exist: check data.{what} in the config")
     if what == "train" and not dirs:
-        raise MRSynthError("no training cases: set data.train in the config to case folders (mrsynth simulate writes some)")
+        raise MRSynthError("no training cases: set data.train in the config to case folders (see mrsynth simulate)")
     return dirs
 
 
