@@ -26,7 +26,8 @@ def add_train_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a setting, dotted keys for nested ones, YAML values: --set iterations=200 "
+        help="override a setting (with --resume: iterations, checkpoint_every, device, threads), dotted keys for "
+        "nested ones, YAML values: --set iterations=200 "
         "--set model.width=8 --set 'data.train=[cases/s01, cases/s02]'",
     )
     parser.set_defaults(func=run_train)
@@ -52,11 +53,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     from .training import load_config, train
 
-    if args.resume and (args.config or args.run_dir or args.set):
-        raise MRSynthError("--resume continues a run with its saved config: leave out --config, --run-dir and --set")
+    if args.resume and (args.config or args.run_dir):
+        raise MRSynthError("--resume continues a run with its saved config: leave out --config and --run-dir")
     if not args.resume and not args.run_dir:
         raise MRSynthError("give --run-dir for a new run, or --resume RUN_DIR to continue one")
-    config = None if args.resume else load_config(args.config, parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    config = None if args.resume else load_config(args.config, overrides)
     bar = tqdm(unit="it", dynamic_ncols=True)
 
     def progress(done: int, total: int, row: dict[str, float]) -> None:
@@ -67,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        model = train(config, args.run_dir, resume=args.resume, progress=progress)
+        model = train(config, args.run_dir, resume=args.resume, progress=progress, resume_overrides=overrides)
     finally:
         bar.close()
     print(f"model written to {model}")

@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,
 }
 
+RESUME_OVERRIDABLE = {"iterations", "checkpoint_every", "device", "threads"}
+
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
 
 
@@ -246,7 +248,7 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
                 self.iteration += 1
-                row = {"iteration": self.iteration, "train_loss": float(loss), "val_loss": float("nan")}
+                row = {"iteration": self.iteration, "train_loss": loss.item(), "val_loss": float("nan")}
                 if self.iteration % self.iterations_per_epoch == 0 or self.iteration == total:
                     row["val_loss"] = self.validate()
                     if row["val_loss"] < self.best_val:
@@ -306,8 +308,13 @@ def train(
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    resume_overrides: dict[str, Any] | None = None,
 ) -> Path:
-    """Start a run in ``run_dir`` with ``config``, or continue the run in ``resume``; returns the model file."""
+    """Start a run in ``run_dir`` with ``config``, or continue the run in ``resume``; returns the model file.
+
+    A resumed run keeps its saved config; only the settings in ``RESUME_OVERRIDABLE`` (to train
+    longer, say) may change, and the change is saved with the run.
+    """
     if resume is not None:
         run_dir = Path(resume)
         config_path = run_dir / "config.yaml"
@@ -315,6 +322,15 @@ def train(
         if not config_path.is_file():
             raise MRSynthError(f"{run_dir} is not a training run (no config.yaml): give the run directory to resume")
         config = load_config(config_path)
+        if resume_overrides:
+            refused = sorted(set(resume_overrides) - RESUME_OVERRIDABLE)
+            if refused:
+                raise MRSynthError(
+                    f"{', '.join(refused)} cannot change in a resumed run (only {', '.join(sorted(RESUME_OVERRIDABLE))}"
+                    "): start a new run instead"
+                )
+            config = load_config(config_path, resume_overrides)
+            _write_config(config, run_dir)
         trainer = Trainer(config, run_dir)
         if last.is_file():
             trainer.restore(last)
@@ -328,6 +344,10 @@ def train(
         raise MRSynthError(f"folder {run_dir.parent} does not exist: create it first")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, run_dir)
+    _write_config(config, run_dir)
+    return trainer.run(progress)
+
+
+def _write_config(config: dict[str, Any], run_dir: Path) -> None:
     with atomic_path(run_dir / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return trainer.run(progress)
