@@ -50,5 +50,5 @@ def run_models(args: argparse.Namespace) -> int:
     print(f"architecture: {info['architecture']} {info['arguments']}")
     if entry is not None:
         print()
-        print(entry.card)
+        print(entry.card_text())
     return 0

@@ -15,4 +15,4 @@ if [ -f runs/gre-to-tse-sim/checkpoints/last.pt ]; then
 else
   mrsynth train --config configs/gre-to-tse-sim.yaml --run-dir runs/gre-to-tse-sim "$@"
 fi
-python scripts/bundle_model.py runs/gre-to-tse-sim/model.pt --card mrsynth/models/gre-to-tse-sim.md
+python scripts/bundle_model.py runs/gre-to-tse-sim/model.pt --card-intro docs/gre-to-tse-sim-card.md

@@ -31,10 +31,13 @@ class RegistryEntry:
     sha256: str
     size: int
     licence: str
-    card: str
+    card: str  # file name of the model card (Markdown) beside the weights
 
     def path(self) -> Path:
         return Path(str(resources.files(_PACKAGE).joinpath(self.file)))
+
+    def card_text(self) -> str:
+        return resources.files(_PACKAGE).joinpath(self.card).read_text(encoding="utf-8")
 
 
 def registry() -> dict[str, RegistryEntry]:
