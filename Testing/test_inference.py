@@ -1,0 +1,229 @@
+"""Sliding-window and full-context inference (paper 000, section II.F.1)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mrsynth.errors import Cancelled, MRSynthError
+from mrsynth.highlow import downsample_lr
+from mrsynth.inference import (
+    full_context,
+    gaussian_weights,
+    plan_tiles,
+    resolve_device,
+    sliding_window,
+    tile_budget,
+    window_starts,
+)
+from mrsynth.networks import HighResNet
+
+KERNEL = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
+PATCH = (24, 24, 16)
+
+
+class FirstChannel(nn.Module):
+    """Returns its first input channel: fused HR must reproduce the input, LR its downsampling."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1].clone()
+
+
+class WindowDependent(nn.Module):
+    """First channel plus the window's mean and a ramp: each window predicts something different."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ramp = torch.linspace(0, 1, x.shape[-1], dtype=x.dtype)
+        return x[:, :1] + x.mean(dim=(1, 2, 3, 4), keepdim=True) + ramp
+
+
+def _volume(shape, channels=2, seed=0):
+    return np.random.default_rng(seed).normal(size=(channels, *shape)).astype(np.float32)
+
+
+def _random_highresnet(in_channels=2, seed=0):
+    torch.manual_seed(seed)
+    net = HighResNet(in_channels=in_channels, width=2, blocks_per_stage=1)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("length", [1, 7, 16, 17, 31, 40, 64])
+@pytest.mark.parametrize("patch,stride,align", [(4, 1, 1), (8, 3, 1), (8, 8, 1), (16, 4, 4), (16, 8, 4), (16, 16, 4)])
+def test_window_starts_cover_the_axis_aligned(length, patch, stride, align):
+    if patch > length:
+        with pytest.raises(ValueError):
+            window_starts(length, patch, stride, align)
+        return
+    if (length - patch) % align:
+        with pytest.raises(ValueError):
+            window_starts(length, patch, stride, align)
+        return
+    starts = window_starts(length, patch, stride, align)
+    assert starts[0] == 0 and starts[-1] + patch == length
+    assert all(s % align == 0 for s in starts)
+    assert all(0 < b - a <= stride for a, b in zip(starts, starts[1:], strict=False))
+    covered = np.zeros(length, dtype=bool)
+    for s in starts:
+        covered[s : s + patch] = True
+    assert covered.all()
+
+
+def test_window_starts_reject_gaps():
+    with pytest.raises(ValueError):
+        window_starts(40, 8, 9)
+
+
+def test_gaussian_sigma_is_a_sixth_of_the_patch():
+    patch = (13, 8, 25)
+    w = gaussian_weights(patch)
+    assert w.shape == patch and w.dtype == np.float32 and (w > 0).all()
+    profiles = [np.exp(-0.5 * ((np.arange(p) - (p - 1) / 2) / (p / 6)) ** 2) for p in patch]
+    expected = np.einsum("i,j,k->ijk", *profiles)
+    np.testing.assert_allclose(w / w.max(), expected / expected.max(), rtol=1e-5)
+    # one sigma (13 / 6 voxels) from the centre the weight has dropped to exp(-1/2)
+    profile = gaussian_weights((13, 1, 1))[:, 0, 0].astype(float)
+    assert np.interp(6 + 13 / 6, np.arange(13), profile) == pytest.approx(np.exp(-0.5), rel=0.02)
+
+
+@pytest.mark.parametrize("stride", [(18, 18, 4), (18, 18, 8)])
+@pytest.mark.parametrize("shape", [(41, 37, 28), (41, 19, 12)])
+def test_sliding_identity_reproduces_input_and_its_downsampling(stride, shape):
+    x = _volume(shape)
+    hr, lr = sliding_window(x, FirstChannel(), PATCH, stride, lr_kernel=KERNEL, batch_size=3)
+    assert hr.shape == (1, *shape) and lr.shape == (1, shape[0], shape[1], shape[2] // 4)
+    np.testing.assert_allclose(hr[0], x[0], atol=1e-5)
+    np.testing.assert_allclose(lr, downsample_lr(torch.from_numpy(x[:1]), KERNEL).numpy(), atol=1e-5)
+
+
+def _brute_force(x, network, patch, stride, kernel, factor=4):
+    """Independent Gaussian-weighted fusion, one window at a time, straight from the paper's text."""
+    shape = x.shape[1:]
+    starts = []
+    for n, p, s in zip(shape, patch, stride, strict=True):
+        axis = list(range(0, n - p + 1, s))
+        if axis[-1] != n - p:
+            axis.append(n - p)
+        starts.append(axis)
+    profiles = [np.exp(-0.5 * ((np.arange(p) - (p - 1) / 2) / (p / 6)) ** 2) for p in patch]
+    w = profiles[0][:, None, None] * profiles[1][None, :, None] * profiles[2][None, None, :]
+    w_lr = w.reshape(patch[0], patch[1], patch[2] // factor, factor).mean(-1)
+    hr_num, hr_den = np.zeros(shape), np.zeros(shape)
+    lr_shape = (shape[0], shape[1], shape[2] // factor)
+    lr_num, lr_den = np.zeros(lr_shape), np.zeros(lr_shape)
+    k = np.asarray(kernel)
+    for a, b, c in itertools.product(*starts):
+        window = x[None, :, a : a + patch[0], b : b + patch[1], c : c + patch[2]]
+        y = network(torch.from_numpy(np.ascontiguousarray(window)))[0, 0].numpy().astype(np.float64)
+        hr_num[a : a + patch[0], b : b + patch[1], c : c + patch[2]] += w * y
+        hr_den[a : a + patch[0], b : b + patch[1], c : c + patch[2]] += w
+        thick = (y.reshape(patch[0], patch[1], -1, factor) * k).sum(-1)
+        t = c // factor
+        lr_num[a : a + patch[0], b : b + patch[1], t : t + patch[2] // factor] += w_lr * thick
+        lr_den[a : a + patch[0], b : b + patch[1], t : t + patch[2] // factor] += w_lr
+    return hr_num / hr_den, lr_num / lr_den
+
+
+@pytest.mark.parametrize("stride", [(18, 18, 4), (10, 18, 8)])
+def test_sliding_fusion_matches_brute_force(stride):
+    x = _volume((41, 37, 28), seed=1)
+    net = WindowDependent()
+    hr, lr = sliding_window(x, net, PATCH, stride, lr_kernel=KERNEL, batch_size=4)
+    hr_ref, lr_ref = _brute_force(x, net, PATCH, stride, KERNEL)
+    np.testing.assert_allclose(hr[0], hr_ref, atol=1e-5)
+    np.testing.assert_allclose(lr[0], lr_ref, atol=1e-5)
+    # the fused LR is not simply the downsampled fused HR: windows disagree
+    assert not np.allclose(lr, downsample_lr(torch.from_numpy(hr), KERNEL).numpy(), atol=1e-3)
+
+
+def test_sliding_without_lr_allows_any_stride_and_reports_progress():
+    x = _volume((30, 26, 21), channels=1)
+    calls = []
+    hr, lr = sliding_window(x, FirstChannel(), (16, 16, 8), (5, 7, 3), progress=lambda d, t: calls.append((d, t)))
+    assert lr is None
+    np.testing.assert_allclose(hr, x, atol=1e-5)
+    assert calls[-1][0] == calls[-1][1] and len(calls) == -(-calls[-1][1] // 4)
+
+
+def test_lr_stride_must_be_a_multiple_of_the_slice_factor():
+    x = _volume((41, 37, 28))
+    with pytest.raises(MRSynthError, match=r"LR stride 6 .* multiple of the slice factor 4.*use 4, 8"):
+        sliding_window(x, FirstChannel(), PATCH, (18, 18, 6), lr_kernel=KERNEL)
+    with pytest.raises(MRSynthError, match="larger than the patch"):
+        sliding_window(x, FirstChannel(), PATCH, (30, 18, 4), lr_kernel=KERNEL)
+
+
+def test_cancelled_progress_propagates():
+    def stop(done, total):
+        raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        sliding_window(_volume((41, 37, 28)), FirstChannel(), PATCH, (18, 18, 4), progress=stop)
+    with pytest.raises(Cancelled):
+        full_context(_volume((20, 20, 20)), FirstChannel(), halo=(2, 2, 2), tile=(8, 8, 8), progress=stop)
+
+
+def test_full_context_equals_whole_volume_forward():
+    net = _random_highresnet()
+    x = _volume((40, 36, 24), seed=2)
+    with torch.inference_mode():
+        whole = net(torch.from_numpy(x)[None])[0].numpy()
+    calls = []
+    hr, lr = full_context(x, net, tile=(16, 14, 12), lr_kernel=KERNEL, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (18, 18)  # 3 x 3 x 2 tiles
+    np.testing.assert_allclose(hr, whole, atol=1e-5)
+    np.testing.assert_allclose(lr, downsample_lr(torch.from_numpy(whole), KERNEL).numpy(), atol=1e-6)
+    # a halo smaller than the receptive field shows the seams, so the comparison above has teeth
+    short, _ = full_context(x, net, halo=(3, 3, 3), tile=(16, 14, 12))
+    assert np.abs(short - whole).max() > 1e-3
+
+
+def _tile_extents(shape, tile, halo):
+    """Lengths of the tiles along each axis, recomputed here from the core sizes."""
+    result = []
+    for n, t, h in zip(shape, tile, halo, strict=True):
+        count = -(-n // t)
+        edges = [round(i * n / count) for i in range(count + 1)]
+        result.append([min(n, b + h) - max(0, a - h) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    return result
+
+
+def test_tile_plan_respects_the_budget_and_beats_cubes():
+    shape, halo = (180, 216, 180), (28, 28, 28)
+    assert plan_tiles(shape, halo, 10**9) == shape  # enough memory: one pass over the whole volume
+    budget = 4_200_000
+    extents = _tile_extents(shape, plan_tiles(shape, halo, budget), halo)
+    assert np.prod([max(e) for e in extents]) <= budget
+    cubes = _tile_extents(shape, (128, 128, 128), halo)
+    assert np.prod([sum(e) for e in extents]) < 0.8 * np.prod([sum(e) for e in cubes])
+    with pytest.raises(MRSynthError, match="allow more memory"):
+        plan_tiles(shape, halo, 50_000)
+    assert tile_budget(HighResNet(width=8, blocks_per_stage=1), memory_gb=4.0) == int(4e9 / (4 * 8 * 32))
+
+
+def test_full_context_with_planned_tiles_under_a_small_memory_limit():
+    net = _random_highresnet(seed=3)
+    x = _volume((40, 36, 24), seed=4)
+    with torch.inference_mode():
+        whole = net(torch.from_numpy(x)[None])[0].numpy()
+    calls = []
+    hr, _ = full_context(x, net, memory_gb=0.006, progress=lambda d, t: calls.append(t))
+    assert calls[-1] > 1
+    np.testing.assert_allclose(hr, whole, atol=1e-5)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(MRSynthError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MRSynthError, match="no CUDA"):
+            resolve_device("cuda")

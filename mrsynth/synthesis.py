@@ -1,0 +1,271 @@
+"""Synthesize a contrast from volumes with a trained model, and the ``mrsynth synthesize`` command.
+
+The network was trained on inputs divided by their 99th percentile inside the body mask (paper 000,
+section II.B), so inputs are normalised the same way here. The output is *not* scaled back: the
+target contrast was normalised the same way in training, so the output is in units of the target's
+own 99th percentile inside the body (1.0 = that percentile), a scale that does not depend on the
+inputs' arbitrary scanner units (see ``INTENSITY_UNIT``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from .checkpoint import LoadedModel, ModelInfo
+from .errors import MRSynthError
+from .files import atomic_path, check_output_path, full_suffix
+from .grids import thick_grid
+from .inference import DEFAULT_MEMORY_GB, Progress, check_stride, full_context, resolve_device, sliding_window
+from .masks import body_mask, normalise_p99
+from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
+
+MODES = ("fast", "sliding")
+INTENSITY_UNIT = "1.0 = the 99th percentile of the target contrast inside the body, as in training"
+VOXEL_SIZE_TOLERANCE = 0.2
+OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+@dataclass
+class SynthesisResult:
+    """The synthetic volumes, the body mask used for normalisation and the inputs' scales."""
+
+    hr: sitk.Image
+    lr: sitk.Image | None
+    mask: sitk.Image
+    scales: list[float]
+    intensity_unit: str = INTENSITY_UNIT
+
+
+def input_names(info: ModelInfo) -> list[str]:
+    """Names for messages, e.g. 'input 1 (GE_aOP)', in the model's input order."""
+    return [f"input {i} ({name})" for i, name in enumerate(info.inputs, start=1)]
+
+
+def lr_kernel_of(info: ModelInfo) -> list[float] | None:
+    """The thick-slice kernel for sTSE_LR: the checkpoint's, or a plain average; None for Low-to-low."""
+    if info.approach != "high-to-low":
+        return None
+    return list(info.lr_kernel) if info.lr_kernel is not None else [1 / info.slice_factor] * info.slice_factor
+
+
+def _warn_voxel_size(image: sitk.Image, info: ModelInfo) -> None:
+    spacing = paper_spacing(image)
+    expected = info.voxel_size
+    if any(abs(s - e) > VOXEL_SIZE_TOLERANCE * e for s, e in zip(spacing, expected, strict=True)):
+        warnings.warn(
+            f"input voxel size {tuple(round(s, 3) for s in spacing)} mm (SI, AP, LR) differs by more than "
+            f"{VOXEL_SIZE_TOLERANCE:.0%} from the {tuple(expected)} mm model {info.name} was trained on: "
+            "results may be poor; resample the inputs to the model's voxel size",
+            stacklevel=3,
+        )
+
+
+def synthesize(
+    model: LoadedModel,
+    images: Sequence[sitk.Image],
+    *,
+    mode: str = "fast",
+    stride: Sequence[int] | None = None,
+    batch_size: int = 4,
+    device: str = "auto",
+    mask: sitk.Image | None = None,
+    tile: Sequence[int] | None = None,
+    memory_gb: float = DEFAULT_MEMORY_GB,
+    progress: Progress | None = None,
+) -> SynthesisResult:
+    """Run ``model`` on ``images`` (in the order of ``model.info.inputs``, all on one grid).
+
+    Each input is divided by its own 99th percentile inside the body mask (``mask`` > 0, or the Otsu
+    body mask of the last input), as in training. ``mode`` "fast" runs the network over the whole
+    volume in overlapping tiles (``full_context``: cores of at most ``tile`` voxels, by default the
+    fewest recomputed voxels within ``memory_gb``; ``stride`` and ``batch_size`` do not apply);
+    "sliding" is the paper's Gaussian-weighted sliding window with ``stride`` (SI, AP, LR; default
+    the model's) and sTSE_HR and sTSE_LR fused together.
+
+    ``hr`` lies on exactly the first input's grid. For High-to-low models ``lr`` lies on the thick
+    grid (``grids.thick_grid``): when the LR length L is not a multiple of the slice factor the LR
+    axis is reflect-padded at its end for the network and HR is cropped back, so LR has
+    ceil(L / factor) thick slices, the last one partly made of mirrored slices. Output intensities
+    are in the unit ``INTENSITY_UNIT``; ``scales`` are the inputs' 99th percentiles.
+    """
+    info = model.info
+    if mode not in MODES:
+        raise MRSynthError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
+    model.check_inputs(len(images))
+    names = input_names(info)
+    for name, image in zip(names, images, strict=True):
+        check_volume(image, name)
+    check_same_grid(dict(zip(names, images, strict=True)))
+    kernel = lr_kernel_of(info)
+    factor = info.slice_factor
+    if mode == "sliding":
+        stride = check_stride(info.stride if stride is None else stride, info.patch, factor if kernel else None)
+    elif stride is not None:
+        raise MRSynthError("a stride only applies to the sliding mode: use mode 'sliding' or leave the stride out")
+    torch_device = resolve_device(device)
+    reference = images[0]
+    _warn_voxel_size(reference, info)
+
+    arrays = [to_paper(image) for image in images]
+    if mask is None:
+        mask_array = body_mask(arrays[-1])
+    else:
+        check_same_grid({names[0]: reference, "mask": mask})
+        mask_array = to_paper(mask) > 0
+    normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
+    x = np.stack(normalised).astype(np.float32)
+    length = x.shape[-1]
+    pad = (-length) % factor if kernel is not None else 0
+    if pad:
+        x = np.pad(x, [(0, 0)] * 3 + [(0, pad)], mode="reflect" if length > 1 else "edge")
+
+    network = model.network.to(torch_device).eval()
+    common: dict[str, Any] = {"lr_kernel": kernel, "slice_factor": factor, "device": torch_device}
+    if mode == "fast":
+        hr, lr = full_context(x, network, tile=tile, memory_gb=memory_gb, progress=progress, **common)
+    else:
+        hr, lr = sliding_window(x, network, info.patch, stride, batch_size=batch_size, progress=progress, **common)
+    if hr.shape[0] != 1:
+        raise MRSynthError(f"model {info.name} gives {hr.shape[0]} output channels where 1 ({info.output}) is expected")
+    return SynthesisResult(
+        hr=from_paper(hr[0, ..., :length], reference),
+        lr=None if lr is None else from_paper(lr[0], thick_grid(reference, factor)),
+        mask=from_paper(mask_array.astype(np.uint8), reference),
+        scales=[float(s) for s in scales],
+    )
+
+
+def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``mrsynth synthesize`` on an ``argparse`` sub-parsers object."""
+    parser = subparsers.add_parser(
+        "synthesize",
+        help="synthesize a contrast (e.g. a high-resolution TSE) from input volumes with a trained model",
+        description=(
+            "Run MODEL on INPUT volumes and write the synthetic volume on exactly the first input's grid "
+            "(and, for High-to-low models, the thick-slice sTSE_LR with --output-lr). Inputs are divided "
+            "by their 99th percentile inside the body mask, as in training; the output is in units of the "
+            "target contrast's 99th percentile inside the body (1.0 = that percentile). Triples are in the "
+            "order superior-inferior, anterior-posterior, left-right (SI AP LR)."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="registered model name ('mrsynth models list') or checkpoint")
+    parser.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="+",
+        help="input volumes in the order the model card lists (GE models: aOP then aIP); NIfTI, NRRD, MHA or "
+        "DICOM folder, all on one grid",
+    )
+    parser.add_argument("--output", required=True, help="synthetic volume (e.g. sTSE_HR.nii.gz)")
+    parser.add_argument("--output-lr", help="thick-slice sTSE_LR of a High-to-low model (e.g. sTSE_LR.nii.gz)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="fast",
+        help="fast: whole-volume context in overlapping tiles, about one network pass (best on CPUs); "
+        "sliding: the paper's Gaussian-weighted sliding window with --stride, sTSE_HR and sTSE_LR fused "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stride",
+        nargs=3,
+        type=int,
+        metavar=("SI", "AP", "LR"),
+        help="sliding-window stride in voxels, order SI AP LR (default: the model's, e.g. 18 18 4); for "
+        "High-to-low models the LR stride must be a multiple of 4 (the slice factor); sliding mode only",
+    )
+    parser.add_argument(
+        "--tile",
+        nargs=3,
+        type=int,
+        metavar=("SI", "AP", "LR"),
+        help="fast mode: largest tile core in voxels, order SI AP LR (default: planned from --memory)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=float,
+        default=DEFAULT_MEMORY_GB,
+        metavar="GB",
+        help="fast mode: memory one tile may use; more means fewer, larger tiles and less recomputation "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=4, help="sliding mode: windows per network call (default: %(default)s)"
+    )
+    parser.add_argument("--mask", help="body mask (voxels > 0) for normalisation; default: Otsu mask of the last input")
+    parser.set_defaults(func=run_synthesize)
+    return parser
+
+
+def _check_output(path: str) -> Path:
+    if full_suffix(path).lower() not in OUTPUT_SUFFIXES:
+        raise MRSynthError(f"output {path} has an unknown extension: use one of {', '.join(OUTPUT_SUFFIXES)}")
+    return check_output_path(path)
+
+
+def run_synthesize(args: argparse.Namespace) -> int:
+    """Run ``mrsynth synthesize``: check outputs and options first, then load, read, run and write.
+
+    Both outputs are written to temporary files and renamed only when everything succeeded, so a
+    failure or cancellation leaves no output file.
+    """
+    from tqdm import tqdm
+
+    from .models import load_model
+    from .volume_io import read_labels, read_volume
+
+    output = _check_output(args.output)
+    output_lr = _check_output(args.output_lr) if args.output_lr else None
+    if output_lr is not None and output_lr.resolve() == output.resolve():
+        raise MRSynthError("--output and --output-lr are the same file: give two names")
+    stride = args.stride
+    if stride is not None and args.mode != "sliding":
+        raise MRSynthError("--stride applies to --mode sliding only: add --mode sliding or leave --stride out")
+    resolve_device(args.device)
+    model = load_model(args.model)
+    model.check_inputs(len(args.inputs))
+    kernel = lr_kernel_of(model.info)
+    if stride is not None:
+        check_stride(stride, model.info.patch, model.info.slice_factor if kernel else None)
+    if output_lr is not None and kernel is None:
+        raise MRSynthError(f"model {model.info.name} is not a High-to-low model and has no sTSE_LR: drop --output-lr")
+    images = [read_volume(path, name) for path, name in zip(args.inputs, input_names(model.info), strict=True)]
+    mask = read_labels(args.mask, "mask") if args.mask else None
+
+    with tqdm(desc=f"synthesizing ({args.mode})", unit="tile" if args.mode == "fast" else "window") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = synthesize(
+            model,
+            images,
+            mode=args.mode,
+            stride=stride,
+            batch_size=args.batch_size,
+            device=args.device,
+            mask=mask,
+            tile=args.tile,
+            memory_gb=args.memory,
+            progress=progress,
+        )
+    with atomic_path(output) as tmp:
+        if output_lr is None:
+            sitk.WriteImage(result.hr, str(tmp), useCompression=True)
+        else:
+            with atomic_path(output_lr) as tmp_lr:
+                sitk.WriteImage(result.hr, str(tmp), useCompression=True)
+                sitk.WriteImage(result.lr, str(tmp_lr), useCompression=True)
+    written = [output] + ([output_lr] if output_lr is not None else [])
+    print(f"wrote {', '.join(map(str, written))} ({INTENSITY_UNIT}; input scales {result.scales})")
+    return 0
