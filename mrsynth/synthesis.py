@@ -238,7 +238,9 @@ def run_synthesize(args: argparse.Namespace) -> int:
         check_stride(stride, model.info.patch, model.info.slice_factor if kernel else None)
     if output_lr is not None and kernel is None:
         raise MRSynthError(f"model {model.info.name} is not a High-to-low model and has no sTSE_LR: drop --output-lr")
-    images = [read_volume(path, name) for path, name in zip(args.inputs, input_names(model.info), strict=True)]
+    names = input_names(model.info)
+    images = [read_volume(path, name) for path, name in zip(args.inputs, names, strict=True)]
+    check_same_grid(dict(zip(names, images, strict=True)))  # before the progress bar opens
     mask = read_labels(args.mask, "mask") if args.mask else None
 
     with tqdm(desc=f"synthesizing ({args.mode})", unit="tile" if args.mode == "fast" else "window") as bar:
