@@ -183,3 +183,29 @@ def test_resume_refuses_changing_the_model(cases, tmp_path):
     train(_config(cases, iterations=1), tmp_path / "run")
     with pytest.raises(MRSynthError, match="cannot change in a resumed run"):
         train(resume=tmp_path / "run", resume_overrides={"model": {"width": 4}})
+
+
+def test_cosine_schedule_decays_to_one_percent_and_constant_stays(cases, tmp_path):
+    from mrsynth.training import Trainer
+
+    trainer = Trainer(_config(cases, lr_schedule="cosine", learning_rate=1e-3, iterations=10), tmp_path / "a")
+    rates = []
+    for i in range(11):
+        trainer.iteration = i
+        rates.append(trainer.learning_rate())
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    constant = Trainer(_config(cases, learning_rate=1e-3), tmp_path / "b")
+    constant.iteration = 5
+    assert constant.learning_rate() == 1e-3
+
+
+def test_init_weights_starts_from_another_model_and_refuses_a_mismatch(cases, tmp_path):
+    from mrsynth.training import Trainer
+
+    first = train(_config(cases, iterations=2), tmp_path / "first")
+    second = Trainer(_config(cases, init_weights=str(first)), tmp_path / "second")
+    for name, value in read_checkpoint(first)["state_dict"].items():
+        torch.testing.assert_close(second.network.state_dict()[name], value)
+    with pytest.raises(MRSynthError, match="does not fit"):
+        Trainer(_config(cases, init_weights=str(first), model={"width": 3, "blocks_per_stage": 1}), tmp_path / "c")

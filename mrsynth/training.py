@@ -14,6 +14,7 @@ import copy
 import csv
 import glob
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "stride": [18, 18, 4],
     "batch_size": 16,
     "learning_rate": 1.0e-3,
+    "lr_schedule": "constant",
     "weight_decay": 1.0e-5,
     "iterations": 1000,
     "epoch_patches": 800,
@@ -57,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "flip": True,
     "random_offsets": True,
     "seed": 0,
+    "init_weights": None,
     "device": "auto",
     "threads": 0,
 }
@@ -133,6 +136,10 @@ class Trainer:
         seed = int(config["seed"])
         torch.manual_seed(seed)
         self.network = build_network(model["architecture"], self.arguments).to(self.device)
+        if config["init_weights"]:
+            self._init_weights(Path(config["init_weights"]))
+        if config["lr_schedule"] not in ("constant", "cosine"):
+            raise MRSynthError(f"lr_schedule must be constant or cosine, not {config['lr_schedule']!r}")
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
         )
@@ -142,6 +149,24 @@ class Trainer:
         self.val_batches = self._validation_batches(seed + 1)
         self.iteration = 0
         self.best_val = float("inf")
+
+    def _init_weights(self, path: Path) -> None:
+        """Start from another model's weights (fine-tuning a bundled model on a site's own data, say)."""
+        try:
+            self.network.load_state_dict(read_checkpoint(path)["state_dict"])
+        except RuntimeError as err:
+            raise MRSynthError(
+                f"init_weights {path} does not fit this run's network ({str(err).splitlines()[0]}): "
+                "use the same architecture, width and inputs"
+            ) from None
+
+    def learning_rate(self) -> float:
+        """The rate for the next iteration; a function of the iteration alone, so resuming needs no state."""
+        base = float(self.config["learning_rate"])
+        if self.config["lr_schedule"] == "constant":
+            return base
+        progress = min(1.0, self.iteration / max(1, int(self.config["iterations"])))
+        return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     def _pair_start(self) -> int:
         value = self.config["pair_start"]
@@ -242,13 +267,16 @@ class Trainer:
         try:
             while self.iteration < total:
                 x, y, k = self.sampler.draw(batch)
+                lr = self.learning_rate()
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
                 flip = bool(self.config["flip"]) and self.iteration % 2 == 1
                 loss = self.loss(x, y, k, flip)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
                 self.iteration += 1
-                row = {"iteration": self.iteration, "train_loss": loss.item(), "val_loss": float("nan")}
+                row = {"iteration": self.iteration, "train_loss": loss.item(), "val_loss": float("nan"), "lr": lr}
                 if self.iteration % self.iterations_per_epoch == 0 or self.iteration == total:
                     row["val_loss"] = self.validate()
                     if row["val_loss"] < self.best_val:
@@ -274,7 +302,7 @@ class Trainer:
 class _CsvLog:
     """Appends rows to log.csv; on resume, rows after the checkpoint's iteration are dropped."""
 
-    FIELDS = ("iteration", "train_loss", "val_loss", "seconds")
+    FIELDS = ("iteration", "train_loss", "val_loss", "lr", "seconds")
 
     def __init__(self, path: Path, resume_iteration: int):
         rows = []
