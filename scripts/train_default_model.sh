@@ -24,5 +24,5 @@ stage() {  # stage RUN_DIR CONFIG [overrides]
   fi
 }
 stage runs/gre-to-tse-sim-stage1 configs/gre-to-tse-sim.yaml "$@"
-stage runs/gre-to-tse-sim configs/gre-to-tse-sim-stage2.yaml "$@"
-python scripts/bundle_model.py runs/gre-to-tse-sim/model.pt --card-intro docs/gre-to-tse-sim-card.md
+stage runs/gre-to-tse-sim-stage2 configs/gre-to-tse-sim-stage2.yaml "$@"
+python scripts/bundle_model.py runs/gre-to-tse-sim-stage2/model.pt --card-intro docs/gre-to-tse-sim-card.md
