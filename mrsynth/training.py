@@ -119,9 +119,9 @@ class Trainer:
             torch.set_num_threads(int(config["threads"]))
         self.patch = tuple(int(p) for p in config["patch"])
         data = config["data"]
-        load = lambda d: Case.load(d, data["inputs"], data["target"], data["mask"], self.patch)  # noqa: E731
-        self.train_cases = [load(d) for d in _case_dirs(data["train"], "train")]
-        self.val_cases = [load(d) for d in _case_dirs(data["val"], "val")]
+        names = (data["inputs"], data["target"], data["mask"])
+        self.train_cases = [Case.load(d, *names, self.patch) for d in _case_dirs(data["train"], "train")]
+        self.val_cases = [Case.load(d, *names, self.patch) for d in _case_dirs(data["val"], "val")]
         self.pair_start = self._pair_start()
         self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
         model = config["model"]
