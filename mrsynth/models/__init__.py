@@ -75,7 +75,3 @@ def resolve(name_or_path: str | Path) -> Path:
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a registered model by name, or any checkpoint file."""
     return load_checkpoint(resolve(name_or_path), device=device)
-
-
-def describe(entry: RegistryEntry) -> dict[str, Any]:
-    return dict(entry.__dict__)
