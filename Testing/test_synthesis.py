@@ -257,3 +257,33 @@ def test_mask_comes_from_the_last_input_or_the_user():
     inside = to_paper(given) > 0
     np.testing.assert_array_equal(to_paper(result.mask) > 0, inside)
     assert result.scales[0] == pytest.approx(np.percentile(to_paper(first)[inside], 99), rel=1e-6)
+
+
+def _flip_lr(image: sitk.Image) -> sitk.Image:
+    """The same grid with its voxels mirrored along the patient's left-right axis."""
+    axis = paper_index_axis(image, 2)
+    flipped = sitk.GetImageFromArray(np.ascontiguousarray(np.flip(sitk.GetArrayFromImage(image), 2 - axis)))
+    flipped.CopyInformation(image)
+    return flipped
+
+
+@pytest.mark.parametrize("mode", ["fast", "sliding"])
+def test_flip_average_is_the_mean_of_the_plain_and_the_mirrored_pass(checkpoint, mode):
+    model = load_checkpoint(checkpoint)
+    images = [sitk.RegionOfInterest(x, (36, 20, 40), (0, 0, 0)) for x in _pair()]  # LR length 20: no padding
+    mask = sitk.Cast(sitk.GetImageFromArray(np.ones((40, 20, 36), np.uint8)), sitk.sitkUInt8)
+    mask.CopyInformation(images[0])
+    both = synthesize(model, images, mode=mode, device="cpu", mask=mask)
+    plain = synthesize(model, images, mode=mode, device="cpu", mask=mask, flip_average=False)
+    mirrored = synthesize(model, [_flip_lr(x) for x in images], mode=mode, device="cpu", mask=mask, flip_average=False)
+    expected = (sitk.GetArrayFromImage(plain.hr) + sitk.GetArrayFromImage(_flip_lr(mirrored.hr))) / 2
+    np.testing.assert_allclose(sitk.GetArrayFromImage(both.hr), expected, atol=1e-5)
+    assert not np.allclose(sitk.GetArrayFromImage(plain.hr), expected, atol=1e-3)  # the network is not symmetric
+
+
+def test_flip_average_mirrors_the_lr_kernel_with_the_volume():
+    """An identity network's sTSE_LR is the same with and without the mirrored pass, for any kernel."""
+    model = LoadedModel(network=FirstChannel(), info=_info(lr_kernel=[0.1, 0.2, 0.3, 0.4]))
+    both = synthesize(model, _pair(), mode="sliding", device="cpu")
+    plain = synthesize(model, _pair(), mode="sliding", device="cpu", flip_average=False)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(both.lr), sitk.GetArrayFromImage(plain.lr), atol=1e-5)
