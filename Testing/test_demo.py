@@ -35,12 +35,14 @@ def test_demo_writes_volumes_metrics_and_figure(tmp_path):
     out = tmp_path / "demo"
     out.mkdir()
     summary = demo(out, model=str(model), device="cpu")
-    for name in ("sTSE_HR.nii.gz", "sTSE_LR.nii.gz", "RE.nii.gz", "dSSIM.nii.gz", "metrics.json", "figure.png"):
+    maps = ("relative_error.nii.gz", "dssim.nii.gz")
+    written = ("sTSE_HR.nii.gz", "sTSE_LR.nii.gz", *maps, "metrics.json", "figure.png")
+    for name in written:
         assert (out / name).is_file(), name
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     truth = sitk.ReadImage(str(out / "subject" / "TSE_HR.nii.gz"))
     assert same_grid(sitk.ReadImage(str(out / "sTSE_HR.nii.gz")), truth)
-    assert same_grid(sitk.ReadImage(str(out / "RE.nii.gz")), truth)
+    assert same_grid(sitk.ReadImage(str(out / "relative_error.nii.gz")), truth)
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["metrics"]) == {"synthesized", "thick TSE, cubic B-spline", "best linear map of GE"}
     for metrics in saved["metrics"].values():

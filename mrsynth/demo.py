@@ -53,12 +53,11 @@ def demo(out: Path, model: str = DEFAULT_MODEL, mode: str = "fast", device: str 
     from tqdm import tqdm
 
     from .baselines import best_linear_map, bspline_upsample
-    from .evaluation import evaluate
-    from .figures import save_figure
+    from .evaluation import evaluate, save_evaluation_figure, write_outputs
     from .models import load_model
     from .simulate import bundled_phantom, simulate
     from .synthesis import synthesize
-    from .volume_io import from_paper, paper_spacing, to_paper, write_volume
+    from .volume_io import from_paper, to_paper, write_volume
 
     started = time.time()
     subject = out / "subject"
@@ -66,7 +65,7 @@ def demo(out: Path, model: str = DEFAULT_MODEL, mode: str = "fast", device: str 
     sim = simulate(bundled_phantom(), "brainweb", subject, seed=seed)
     loaded = load_model(model)
     inputs = [sim[name] for name in loaded.info.inputs]
-    with tqdm(desc=f"synthesizing ({mode})", unit="window") as bar:
+    with tqdm(desc=f"synthesizing ({mode})", unit="step") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -80,32 +79,25 @@ def demo(out: Path, model: str = DEFAULT_MODEL, mode: str = "fast", device: str 
         files.append("sTSE_LR.nii.gz")
 
     truth, head, bone = sim["TSE_HR"], sim["head_mask"], sim["bone_mask"]
-    mask = to_paper(head) > 0
-    linear = from_paper(best_linear_map([to_paper(x) for x in inputs], to_paper(truth), mask), truth)
+    linear = from_paper(best_linear_map([to_paper(x) for x in inputs], to_paper(truth), to_paper(head) > 0), truth)
     candidates = {
         "synthesized": result.hr,
         "thick TSE, cubic B-spline": bspline_upsample(sim["TSE_thick"], truth),
         "best linear map of GE": linear,
     }
-    metrics = {name: evaluate(image, truth, head, bone).metrics for name, image in candidates.items()}
-    main = evaluate(result.hr, truth, head, bone)
-    write_volume(main.re_map, out / "RE.nii.gz")
-    write_volume(main.dssim_map, out / "dSSIM.nii.gz")
-    panels = {
-        "input (GE aIP)": to_paper(sim["GE_aIP"]),
-        "reference (true TSE_HR)": to_paper(truth),
-        "prediction (sTSE_HR)": to_paper(result.hr),
-        "RE": to_paper(main.re_map),
-        "dSSIM": to_paper(main.dssim_map),
-    }
-    save_figure(out / "figure.png", panels, spacing=paper_spacing(truth), mask=mask, attribution=ATTRIBUTION)
+    evaluations = {name: evaluate(image, truth, head, bone) for name, image in candidates.items()}
+    metrics = {name: evaluation.metrics for name, evaluation in evaluations.items()}
+    maps = write_outputs(evaluations["synthesized"], maps_dir=out)
+    save_evaluation_figure(
+        out / "figure.png", evaluations["synthesized"], result.hr, truth, sim["GE_aIP"], attribution=ATTRIBUTION
+    )
     summary = {
         "model": model,
         "mode": mode,
         "reference": "simulated noise-free high-resolution T1w TSE (subject/TSE_HR.nii.gz)",
         "metrics": metrics,
         "seconds": time.time() - started,
-        "files": files + ["RE.nii.gz", "dSSIM.nii.gz", "metrics.json", "figure.png"],
+        "files": files + [path.name for path in maps.values()] + ["metrics.json", "figure.png"],
         "note": "metrics on p99-normalised images inside the head mask (body) and bone mask; MI in nats",
         "ssim_beats_baselines": bool(
             all(metrics["synthesized"]["body"]["ssim"] > m["body"]["ssim"] for m in list(metrics.values())[1:])
