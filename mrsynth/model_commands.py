@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from .errors import MRSynthError
-
 
 def add_models_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -42,8 +40,6 @@ def run_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"registry": entry.__dict__ if entry else None, "checkpoint": info}, indent=2, default=str))
         return 0
-    if entry is None and not info:
-        raise MRSynthError(f"{args.model} has no description")
     print(f"{info['name']} (version {info['version']}) - {path}")
     print(f"inputs, in order: {', '.join(info['inputs'])}; output: {info['output']}")
     print(f"trained voxel size (SI AP LR, mm): {info['voxel_size']}; patch {info['patch']}; stride {info['stride']}")
