@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mrsynth {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"mrsynth {args.command}: interrupted; no partial output was left", file=sys.stderr)
         return 130
