@@ -25,7 +25,7 @@ def test_default_model_beats_both_baselines_on_an_unseen_subject():
     sim = simulate(phantom, "brainweb", seed=777)
     model = load_model("gre-to-tse-sim")
     inputs = [sim["GE_aOP"], sim["GE_aIP"]]
-    result = synthesize(model, inputs, mode="fast", device="cpu")
+    result = synthesize(model, inputs, device="cpu")  # default: the fast preset
     truth, head = sim["TSE_HR"], sim["head_mask"]
     assert same_grid(result.hr, sim["GE_aOP"])
     mask = to_paper(head) > 0

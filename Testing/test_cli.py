@@ -97,9 +97,9 @@ def _bad_inputs(tmp: Path, model: Path, good: list[Path], out: Path) -> dict[str
         "truncated checkpoint": ([str(truncated), g0, g1, "--output", out_file], "truncated"),
         "not a checkpoint": ([str(not_checkpoint), g0, g1, "--output", out_file], "not an MRSynth checkpoint"),
         "output folder missing": ([m, g0, g1, "--output", str(tmp / "nowhere" / "s.nii.gz")], "does not exist"),
-        "LR stride not a multiple of 4": (
+        "LR stride whose aligned windows leave gaps": (
             [m, g0, g1, "--output", out_file, "--mode", "sliding", "--stride", "8", "8", "6"],
-            "multiple of",
+            "leave thick slices uncovered",
         ),
     }
 
@@ -107,7 +107,7 @@ def _bad_inputs(tmp: Path, model: Path, good: list[Path], out: Path) -> dict[str
 CASES = [
     "missing input", "unreadable input", "2D image", "4D image", "NaN voxels", "Inf voxels", "all-zero image",
     "grids differ", "wrong number of inputs", "truncated checkpoint", "not a checkpoint", "output folder missing",
-    "LR stride not a multiple of 4",
+    "LR stride whose aligned windows leave gaps",
 ]
 
 

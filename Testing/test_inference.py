@@ -9,16 +9,17 @@ from torch import nn
 
 from mrsynth.errors import Cancelled, MRSynthError
 from mrsynth.highlow import downsample_lr
-from mrsynth.inference import (
-    full_context,
+from mrsynth.inference import InferenceOptions, full_context, resolve_device, sliding_window
+from mrsynth.networks import HighResNet
+from mrsynth.tiling import (
+    aligned_starts,
+    boxes_touching,
+    check_stride,
     gaussian_weights,
     plan_tiles,
-    resolve_device,
-    sliding_window,
     tile_budget,
     window_starts,
 )
-from mrsynth.networks import HighResNet
 
 KERNEL = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
 PATCH = (24, 24, 16)
@@ -56,24 +57,30 @@ def _random_highresnet(in_channels=2, seed=0):
 
 
 @pytest.mark.parametrize("length", [1, 7, 16, 17, 31, 40, 64])
-@pytest.mark.parametrize("patch,stride,align", [(4, 1, 1), (8, 3, 1), (8, 8, 1), (16, 4, 4), (16, 8, 4), (16, 16, 4)])
-def test_window_starts_cover_the_axis_aligned(length, patch, stride, align):
+@pytest.mark.parametrize("patch,stride", [(4, 1), (8, 3), (8, 8), (16, 4), (16, 8), (16, 16)])
+def test_window_starts_cover_the_axis(length, patch, stride):
     if patch > length:
         with pytest.raises(ValueError):
-            window_starts(length, patch, stride, align)
+            window_starts(length, patch, stride)
         return
-    if (length - patch) % align:
-        with pytest.raises(ValueError):
-            window_starts(length, patch, stride, align)
-        return
-    starts = window_starts(length, patch, stride, align)
+    starts = window_starts(length, patch, stride)
     assert starts[0] == 0 and starts[-1] + patch == length
-    assert all(s % align == 0 for s in starts)
     assert all(0 < b - a <= stride for a, b in zip(starts, starts[1:], strict=False))
     covered = np.zeros(length, dtype=bool)
     for s in starts:
         covered[s : s + patch] = True
     assert covered.all()
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4, 6, 8])
+def test_aligned_starts_are_the_thick_slice_windows_and_cover_the_axis(stride):
+    starts = window_starts(64, 16, stride)
+    chosen = aligned_starts(starts, 4)
+    assert chosen == [s for s in starts if s % 4 == 0] and chosen[0] == 0 and chosen[-1] == 48
+    assert max(b - a for a, b in zip(chosen, chosen[1:], strict=False)) <= 16
+    check_stride((8, 8, stride), (16, 16, 16), 4)  # lcm(stride, 4) <= 16: no gap
+    with pytest.raises(MRSynthError, match="come every 60 voxels"):
+        check_stride((8, 8, 15), (16, 16, 16), 4)  # starts 0, 15, 30, 45, 48: aligned 0, 48
 
 
 def test_window_starts_reject_gaps():
@@ -97,14 +104,19 @@ def test_gaussian_sigma_is_a_sixth_of_the_patch():
 @pytest.mark.parametrize("shape", [(41, 37, 28), (41, 19, 12)])
 def test_sliding_identity_reproduces_input_and_its_downsampling(stride, shape):
     x = _volume(shape)
-    hr, lr = sliding_window(x, FirstChannel(), PATCH, stride, lr_kernel=KERNEL, batch_size=3)
+    hr, lr, _ = sliding_window(
+        x, FirstChannel(), PATCH, stride, lr_kernel=KERNEL, options=InferenceOptions(batch_size=3)
+    )
     assert hr.shape == (1, *shape) and lr.shape == (1, shape[0], shape[1], shape[2] // 4)
     np.testing.assert_allclose(hr[0], x[0], atol=1e-5)
     np.testing.assert_allclose(lr, downsample_lr(torch.from_numpy(x[:1]), KERNEL).numpy(), atol=1e-5)
 
 
 def _brute_force(x, network, patch, stride, kernel, factor=4):
-    """Independent Gaussian-weighted fusion, one window at a time, straight from the paper's text."""
+    """Independent Gaussian-weighted fusion, one window at a time, straight from the paper's text.
+
+    sTSE_LR takes the windows that start on a thick-slice boundary (LR start a multiple of ``factor``).
+    """
     shape = x.shape[1:]
     starts = []
     for n, p, s in zip(shape, patch, stride, strict=True):
@@ -124,6 +136,8 @@ def _brute_force(x, network, patch, stride, kernel, factor=4):
         y = network(torch.from_numpy(np.ascontiguousarray(window)))[0, 0].numpy().astype(np.float64)
         hr_num[a : a + patch[0], b : b + patch[1], c : c + patch[2]] += w * y
         hr_den[a : a + patch[0], b : b + patch[1], c : c + patch[2]] += w
+        if c % factor:
+            continue
         thick = (y.reshape(patch[0], patch[1], -1, factor) * k).sum(-1)
         t = c // factor
         lr_num[a : a + patch[0], b : b + patch[1], t : t + patch[2] // factor] += w_lr * thick
@@ -131,33 +145,48 @@ def _brute_force(x, network, patch, stride, kernel, factor=4):
     return hr_num / hr_den, lr_num / lr_den
 
 
-@pytest.mark.parametrize("stride", [(18, 18, 4), (10, 18, 8)])
+@pytest.mark.parametrize("stride", [(18, 18, 4), (10, 18, 8), (18, 18, 1), (18, 18, 6)])
 def test_sliding_fusion_matches_brute_force(stride):
     x = _volume((41, 37, 28), seed=1)
     net = WindowDependent()
-    hr, lr = sliding_window(x, net, PATCH, stride, lr_kernel=KERNEL, batch_size=4)
+    hr, lr, report = sliding_window(x, net, PATCH, stride, lr_kernel=KERNEL, options=InferenceOptions(batch_size=4))
     hr_ref, lr_ref = _brute_force(x, net, PATCH, stride, KERNEL)
     np.testing.assert_allclose(hr[0], hr_ref, atol=1e-5)
     np.testing.assert_allclose(lr[0], lr_ref, atol=1e-5)
     # the fused LR is not simply the downsampled fused HR: windows disagree
     assert not np.allclose(lr, downsample_lr(torch.from_numpy(hr), KERNEL).numpy(), atol=1e-3)
+    assert report.skipped == 0 and report.network_seconds <= report.total_seconds
 
 
 def test_sliding_without_lr_allows_any_stride_and_reports_progress():
     x = _volume((30, 26, 21), channels=1)
     calls = []
-    hr, lr = sliding_window(x, FirstChannel(), (16, 16, 8), (5, 7, 3), progress=lambda d, t: calls.append((d, t)))
+    hr, lr, _ = sliding_window(x, FirstChannel(), (16, 16, 8), (5, 7, 3), progress=lambda d, t: calls.append((d, t)))
     assert lr is None
     np.testing.assert_allclose(hr, x, atol=1e-5)
     assert calls[-1][0] == calls[-1][1] and len(calls) == -(-calls[-1][1] // 4)
 
 
-def test_lr_stride_must_be_a_multiple_of_the_slice_factor():
+def test_bad_strides_and_options_are_rejected():
     x = _volume((41, 37, 28))
-    with pytest.raises(MRSynthError, match=r"LR stride 6 .* multiple of the slice factor 4.*use 4, 8"):
-        sliding_window(x, FirstChannel(), PATCH, (18, 18, 6), lr_kernel=KERNEL)
     with pytest.raises(MRSynthError, match="larger than the patch"):
         sliding_window(x, FirstChannel(), PATCH, (30, 18, 4), lr_kernel=KERNEL)
+    with pytest.raises(MRSynthError, match="batch size 0"):
+        sliding_window(x, FirstChannel(), PATCH, (18, 18, 4), options=InferenceOptions(batch_size=0))
+    with pytest.raises(MRSynthError, match="needs a CUDA device"):
+        full_context(x, FirstChannel(), halo=(2, 2, 2), options=InferenceOptions(precision="float16"))
+    with pytest.raises(MRSynthError, match="unknown preset"):
+        InferenceOptions.preset("fastest")
+    with pytest.raises(MRSynthError, match="body mask has shape"):
+        sliding_window(x, FirstChannel(), PATCH, (18, 18, 4), mask=np.ones((4, 4, 4), bool))
+
+
+def test_presets():
+    assert InferenceOptions.preset("fast").mode == "full-context"
+    assert InferenceOptions.preset("paper").stride == (18, 18, 4)
+    assert InferenceOptions.preset("smooth", batch_size=8) == InferenceOptions(
+        mode="sliding", stride=(18, 18, 1), batch_size=8
+    )
 
 
 def test_cancelled_progress_propagates():
@@ -167,7 +196,13 @@ def test_cancelled_progress_propagates():
     with pytest.raises(Cancelled):
         sliding_window(_volume((41, 37, 28)), FirstChannel(), PATCH, (18, 18, 4), progress=stop)
     with pytest.raises(Cancelled):
-        full_context(_volume((20, 20, 20)), FirstChannel(), halo=(2, 2, 2), tile=(8, 8, 8), progress=stop)
+        full_context(
+            _volume((20, 20, 20)),
+            FirstChannel(),
+            halo=(2, 2, 2),
+            options=InferenceOptions(tile=(8, 8, 8)),
+            progress=stop,
+        )
 
 
 def test_full_context_equals_whole_volume_forward():
@@ -176,12 +211,18 @@ def test_full_context_equals_whole_volume_forward():
     with torch.inference_mode():
         whole = net(torch.from_numpy(x)[None])[0].numpy()
     calls = []
-    hr, lr = full_context(x, net, tile=(16, 14, 12), lr_kernel=KERNEL, progress=lambda d, t: calls.append((d, t)))
+    hr, lr, report = full_context(
+        x,
+        net,
+        options=InferenceOptions(tile=(16, 14, 12)),
+        lr_kernel=KERNEL,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     assert calls[-1] == (18, 18)  # 3 x 3 x 2 tiles
     np.testing.assert_allclose(hr, whole, atol=1e-5)
     np.testing.assert_allclose(lr, downsample_lr(torch.from_numpy(whole), KERNEL).numpy(), atol=1e-6)
     # a halo smaller than the receptive field shows the seams, so the comparison above has teeth
-    short, _ = full_context(x, net, halo=(3, 3, 3), tile=(16, 14, 12))
+    short, _, _ = full_context(x, net, halo=(3, 3, 3), options=InferenceOptions(tile=(16, 14, 12)))
     assert np.abs(short - whole).max() > 1e-3
 
 
@@ -214,7 +255,7 @@ def test_full_context_with_planned_tiles_under_a_small_memory_limit():
     with torch.inference_mode():
         whole = net(torch.from_numpy(x)[None])[0].numpy()
     calls = []
-    hr, _ = full_context(x, net, memory_gb=0.006, progress=lambda d, t: calls.append(t))
+    hr, _, _ = full_context(x, net, options=InferenceOptions(memory_gb=0.006), progress=lambda d, t: calls.append(t))
     assert calls[-1] > 1
     np.testing.assert_allclose(hr, whole, atol=1e-5)
 
@@ -227,3 +268,95 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(MRSynthError, match="no CUDA"):
             resolve_device("cuda")
+
+
+class RunsOutOfMemory(nn.Module):
+    """Wraps a network and raises torch's CUDA out-of-memory error on inputs above a voxel budget.
+
+    This is how the engine meets a GPU that is too small, without needing a GPU.
+    """
+
+    def __init__(self, inner: nn.Module, max_voxels: int):
+        super().__init__()
+        self.inner, self.max_voxels, self.refused = inner, max_voxels, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x[:, 0].numel() > self.max_voxels:
+            self.refused += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+    def receptive_field(self):
+        return self.inner.receptive_field()
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_result():
+    x = _volume((41, 37, 28), seed=5)
+    net = WindowDependent()
+    expected, expected_lr, _ = sliding_window(x, net, PATCH, (18, 18, 4), lr_kernel=KERNEL)
+    small = RunsOutOfMemory(net, max_voxels=2 * np.prod(PATCH))
+    with pytest.warns(UserWarning) as caught:
+        hr, lr, report = sliding_window(
+            x, small, PATCH, (18, 18, 4), lr_kernel=KERNEL, options=InferenceOptions(batch_size=8)
+        )
+    expected_warnings = [f"out of GPU memory: retrying with batches of {n} windows" for n in (4, 2)]
+    assert [str(w.message) for w in caught] == expected_warnings
+    assert report.batch_size == 2 and report.oom_retries == 2 and small.refused == 2
+    np.testing.assert_allclose(hr, expected, atol=1e-6)
+    np.testing.assert_allclose(lr, expected_lr, atol=1e-6)
+    with pytest.raises(MRSynthError, match="out of GPU memory with a single window"), pytest.warns(UserWarning):
+        sliding_window(x, RunsOutOfMemory(net, 10), PATCH, (18, 18, 4), options=InferenceOptions(batch_size=2))
+
+
+def test_out_of_memory_replans_smaller_tiles_and_gives_the_whole_volume_result():
+    net = _random_highresnet(seed=6)
+    x = _volume((40, 36, 24), seed=7)
+    with torch.inference_mode():
+        whole = net(torch.from_numpy(x)[None])[0].numpy()
+    small = RunsOutOfMemory(net, max_voxels=25_000)
+    with pytest.warns(UserWarning, match="out of GPU memory: retrying with tiles"):
+        hr, _, report = full_context(x, small, options=InferenceOptions(memory_gb=10.0))
+    assert report.oom_retries >= 1 and report.total > 1
+    np.testing.assert_allclose(hr, whole, atol=1e-5)
+
+
+def test_boxes_touching_matches_a_scan_of_each_box():
+    rng = np.random.default_rng(8)
+    mask = rng.random((20, 17, 13)) > 0.995
+    corners = [
+        tuple(rng.integers(0, n - s + 1) for n, s in zip(mask.shape, (6, 5, 4), strict=True)) for _ in range(200)
+    ]
+    expected = [mask[a : a + 6, b : b + 5, c : c + 4].any() for a, b, c in corners]
+    assert boxes_touching(mask, (6, 5, 4), corners).tolist() == expected
+    assert any(expected) and not all(expected)
+
+
+def _head_mask(shape, radius):
+    grid = np.indices(shape).astype(float)
+    centre = (np.asarray(shape, float) - 1)[:, None, None, None] / 2
+    return ((grid - centre) ** 2).sum(0) <= radius**2
+
+
+@pytest.mark.parametrize("mode", ["sliding", "full-context"])
+def test_skipping_background_changes_nothing_inside_the_mask(mode):
+    shape = (80, 72, 48)
+    x = _volume(shape, seed=9)
+    mask = _head_mask(shape, 10)
+    net = WindowDependent() if mode == "sliding" else _random_highresnet(seed=10)
+    kwargs = {"lr_kernel": KERNEL, "mask": mask}
+    if mode == "sliding":
+        run = lambda skip: sliding_window(  # noqa: E731
+            x, net, PATCH, (8, 8, 4), options=InferenceOptions(skip_background=skip), **kwargs
+        )
+    else:
+        run = lambda skip: full_context(  # noqa: E731
+            x, net, options=InferenceOptions(tile=(16, 16, 16), skip_background=skip), **kwargs
+        )
+    full_hr, full_lr, full_report = run(False)
+    hr, lr, report = run(True)
+    assert full_report.skipped == 0 and 0 < report.skipped < report.total
+    np.testing.assert_allclose(hr[0][mask], full_hr[0][mask], atol=1e-6)
+    assert (hr[0][~mask] == 0).any()  # skipped windows leave background
+    if mode == "sliding":
+        thick_mask = mask.reshape(*shape[:2], -1, 4).all(-1)
+        np.testing.assert_allclose(lr[0][thick_mask], full_lr[0][thick_mask], atol=1e-6)

@@ -10,6 +10,7 @@ from mrsynth import cli, synthesis
 from mrsynth.checkpoint import LoadedModel, ModelInfo, load_checkpoint, save_checkpoint
 from mrsynth.errors import Cancelled, MRSynthError
 from mrsynth.grids import thick_grid
+from mrsynth.inference import InferenceOptions
 from mrsynth.networks import HighResNet
 from mrsynth.synthesis import INTENSITY_UNIT, synthesize
 from mrsynth.volume_io import paper_index_axis, same_grid
@@ -78,23 +79,23 @@ def _exact_same_grid(a: sitk.Image, b: sitk.Image) -> bool:
     )
 
 
-@pytest.mark.parametrize("mode", ["fast", "sliding"])
+@pytest.mark.parametrize("mode", ["full-context", "sliding"])
 def test_output_lies_on_exactly_the_input_grid(checkpoint, mode):
     model = load_checkpoint(checkpoint)
     images = _pair()
-    result = synthesize(model, images, mode=mode, device="cpu")
+    result = synthesize(model, images, options=InferenceOptions(mode=mode), device="cpu")
     assert _exact_same_grid(result.hr, images[0]) and _exact_same_grid(result.mask, images[0])
     assert result.lr.GetSize() == (36, 6, 40)  # ceil(22 / 4) thick slices along j
     assert np.isfinite(sitk.GetArrayViewFromImage(result.hr)).all()
     assert result.intensity_unit == INTENSITY_UNIT and len(result.scales) == 2
 
 
-@pytest.mark.parametrize("mode", ["fast", "sliding"])
+@pytest.mark.parametrize("mode", ["full-context", "sliding"])
 def test_voxels_land_where_they_came_from(mode):
     """With a network that returns its first input, HR is input 1 / its p99, voxel for voxel."""
     model = LoadedModel(network=FirstChannel(), info=_info())
     images = _pair()
-    result = synthesize(model, images, mode=mode, device="cpu")
+    result = synthesize(model, images, options=InferenceOptions(mode=mode), device="cpu")
     native = sitk.GetArrayFromImage(images[0])
     np.testing.assert_allclose(sitk.GetArrayFromImage(result.hr), native / result.scales[0], atol=1e-5)
     # thick slice t along j (numpy axis 1) is the kernel-weighted mean of HR slices 4t .. 4t+3
@@ -142,8 +143,8 @@ def test_bad_voxels_and_stride_are_rejected(checkpoint):
     bad[3, 4, 5] = float("nan")
     with pytest.raises(MRSynthError, match=r"input 1 \(GE_aOP\) has 1 NaN"):
         synthesize(model, [bad, _image(2)], device="cpu")
-    with pytest.raises(MRSynthError, match="multiple of the slice factor 4"):
-        synthesize(model, _pair(), mode="sliding", stride=(18, 18, 6), device="cpu")
+    with pytest.raises(MRSynthError, match="larger than the patch"):
+        synthesize(model, _pair(), options=InferenceOptions(mode="sliding", stride=(30, 18, 8)), device="cpu")
 
 
 def test_voxel_size_far_from_the_models_warns():
@@ -157,7 +158,9 @@ def test_progress_raising_cancelled_stops_synthesis(checkpoint):
         raise Cancelled("cancelled")
 
     with pytest.raises(Cancelled):
-        synthesize(load_checkpoint(checkpoint), _pair(), mode="sliding", device="cpu", progress=stop)
+        synthesize(
+            load_checkpoint(checkpoint), _pair(), options=InferenceOptions(mode="sliding"), device="cpu", progress=stop
+        )
 
 
 def _write_inputs(tmp_path):
@@ -213,8 +216,10 @@ def test_cli_checks_output_folder_before_any_work(checkpoint, tmp_path, monkeypa
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--mode", "sliding", "--stride", "18", "18", "6"], "multiple of the slice factor 4"),
-        (["--stride", "18", "18", "8"], "--stride applies to --mode sliding only"),
+        (["--mode", "sliding", "--stride", "18", "18", "20"], "larger than the patch"),
+        (["--mode", "full-context", "--stride", "18", "18", "8"], "--stride applies to the sliding mode only"),
+        (["--preset", "paper", "--batch-size", "0"], "batch size 0 is not positive"),
+        (["--precision", "float16", "--device", "cpu"], "needs a CUDA device"),
     ],
 )
 def test_cli_rejects_bad_strides(checkpoint, tmp_path, capsys, extra, message):
@@ -222,6 +227,23 @@ def test_cli_rejects_bad_strides(checkpoint, tmp_path, capsys, extra, message):
     out = tmp_path / "hr.nii.gz"
     assert cli.main(["synthesize", str(checkpoint), *inputs, "--output", str(out), *extra]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_presets_and_flags_reach_the_engine(checkpoint, tmp_path, capsys):
+    inputs = _write_inputs(tmp_path)
+    out = tmp_path / "hr.nii.gz"
+    argv = ["synthesize", str(checkpoint), *inputs, "--output", str(out), "--device", "cpu", "--no-flip-average"]
+    assert cli.main([*argv, "--preset", "smooth", "--skip-background", "--batch-size", "16"]) == 0
+    report = capsys.readouterr().out
+    assert "sliding:" in report and "windows run" in report
+    smooth = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    model = load_checkpoint(checkpoint)
+    images = _pair()
+    options = InferenceOptions(mode="sliding", stride=(18, 18, 1), skip_background=True)
+    direct = synthesize(model, images, options=options, device="cpu", flip_average=False)
+    np.testing.assert_allclose(smooth, sitk.GetArrayFromImage(direct.hr), atol=1e-6)
+    assert cli.main([*argv, "--stride", "18", "18", "8"]) == 0  # a stride alone means sliding
+    assert "sliding:" in capsys.readouterr().out
 
 
 def test_cli_rejects_truncated_checkpoint_and_wrong_input_count(checkpoint, tmp_path, capsys):
@@ -267,15 +289,22 @@ def _flip_lr(image: sitk.Image) -> sitk.Image:
     return flipped
 
 
-@pytest.mark.parametrize("mode", ["fast", "sliding"])
+@pytest.mark.parametrize("mode", ["full-context", "sliding"])
 def test_flip_average_is_the_mean_of_the_plain_and_the_mirrored_pass(checkpoint, mode):
     model = load_checkpoint(checkpoint)
     images = [sitk.RegionOfInterest(x, (36, 20, 40), (0, 0, 0)) for x in _pair()]  # LR length 20: no padding
     mask = sitk.Cast(sitk.GetImageFromArray(np.ones((40, 20, 36), np.uint8)), sitk.sitkUInt8)
     mask.CopyInformation(images[0])
-    both = synthesize(model, images, mode=mode, device="cpu", mask=mask)
-    plain = synthesize(model, images, mode=mode, device="cpu", mask=mask, flip_average=False)
-    mirrored = synthesize(model, [_flip_lr(x) for x in images], mode=mode, device="cpu", mask=mask, flip_average=False)
+    both = synthesize(model, images, options=InferenceOptions(mode=mode), device="cpu", mask=mask)
+    plain = synthesize(model, images, options=InferenceOptions(mode=mode), device="cpu", mask=mask, flip_average=False)
+    mirrored = synthesize(
+        model,
+        [_flip_lr(x) for x in images],
+        options=InferenceOptions(mode=mode),
+        device="cpu",
+        mask=mask,
+        flip_average=False,
+    )
     expected = (sitk.GetArrayFromImage(plain.hr) + sitk.GetArrayFromImage(_flip_lr(mirrored.hr))) / 2
     np.testing.assert_allclose(sitk.GetArrayFromImage(both.hr), expected, atol=1e-5)
     assert not np.allclose(sitk.GetArrayFromImage(plain.hr), expected, atol=1e-3)  # the network is not symmetric
@@ -284,6 +313,6 @@ def test_flip_average_is_the_mean_of_the_plain_and_the_mirrored_pass(checkpoint,
 def test_flip_average_mirrors_the_lr_kernel_with_the_volume():
     """An identity network's sTSE_LR is the same with and without the mirrored pass, for any kernel."""
     model = LoadedModel(network=FirstChannel(), info=_info(lr_kernel=[0.1, 0.2, 0.3, 0.4]))
-    both = synthesize(model, _pair(), mode="sliding", device="cpu")
-    plain = synthesize(model, _pair(), mode="sliding", device="cpu", flip_average=False)
+    both = synthesize(model, _pair(), options=InferenceOptions(mode="sliding"), device="cpu")
+    plain = synthesize(model, _pair(), options=InferenceOptions(mode="sliding"), device="cpu", flip_average=False)
     np.testing.assert_allclose(sitk.GetArrayFromImage(both.lr), sitk.GetArrayFromImage(plain.lr), atol=1e-5)

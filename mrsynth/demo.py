@@ -31,7 +31,9 @@ def add_demo_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--out-dir", default="mrsynth_demo", help="output folder (default: %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name or checkpoint (default: %(default)s)")
-    parser.add_argument("--mode", choices=("fast", "sliding"), default="fast", help="inference mode")
+    parser.add_argument(
+        "--preset", choices=("fast", "paper", "smooth"), default="fast", help="inference preset (default: %(default)s)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=2026, help="noise seed of the simulated subject")
     parser.set_defaults(func=run_demo)
@@ -42,18 +44,19 @@ def run_demo(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise MRSynthError(f"folder {out.parent} does not exist: create it or choose another --out-dir")
     out.mkdir(exist_ok=True)
-    summary = demo(out, model=args.model, mode=args.mode, device=args.device, seed=args.seed)
+    summary = demo(out, model=args.model, preset=args.preset, device=args.device, seed=args.seed)
     print(json.dumps(summary["metrics"], indent=2))
     print(f"wrote {', '.join(summary['files'])} in {out} ({summary['seconds']:.0f} s)")
     return 0
 
 
-def demo(out: Path, model: str = DEFAULT_MODEL, mode: str = "fast", device: str = "auto", seed: int = 2026) -> dict:
+def demo(out: Path, model: str = DEFAULT_MODEL, preset: str = "fast", device: str = "auto", seed: int = 2026) -> dict:
     """Run the whole path once; returns the metrics and the files written."""
     from tqdm import tqdm
 
     from .baselines import best_linear_map, bspline_upsample
     from .evaluation import evaluate, save_evaluation_figure, write_outputs
+    from .inference import InferenceOptions
     from .models import load_model
     from .simulate import bundled_phantom, simulate
     from .synthesis import synthesize
@@ -65,13 +68,14 @@ def demo(out: Path, model: str = DEFAULT_MODEL, mode: str = "fast", device: str 
     sim = simulate(bundled_phantom(), "brainweb", subject, seed=seed)
     loaded = load_model(model)
     inputs = [sim[name] for name in loaded.info.inputs]
-    with tqdm(desc=f"synthesizing ({mode})", unit="step") as bar:
+    with tqdm(desc=f"synthesizing ({preset})", unit="step") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        result = synthesize(loaded, inputs, mode=mode, device=device, progress=progress)
+        options = InferenceOptions.preset(preset)
+        result = synthesize(loaded, inputs, options=options, device=device, progress=progress)
     write_volume(result.hr, out / "sTSE_HR.nii.gz")
     files = ["subject/", "sTSE_HR.nii.gz"]
     if result.lr is not None:
@@ -93,7 +97,7 @@ def demo(out: Path, model: str = DEFAULT_MODEL, mode: str = "fast", device: str 
     )
     summary = {
         "model": model,
-        "mode": mode,
+        "preset": preset,
         "reference": "simulated noise-free high-resolution T1w TSE (subject/TSE_HR.nii.gz)",
         "metrics": metrics,
         "seconds": time.time() - started,

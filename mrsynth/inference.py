@@ -1,22 +1,31 @@
-"""Whole-volume inference from a patch-trained network (paper 000, section II.F.1).
+"""The inference engine: a patch-trained network over a whole volume (paper 000, section II.F.1).
 
-Two ways to cover a volume, both on paper-order arrays ``[C, SI, AP, LR]``:
+Two modes, both on paper-order arrays ``[C, SI, AP, LR]``:
 
-* ``sliding_window``: the paper's method. Windows of the training patch size at a fixed stride,
-  each weighted by a Gaussian (sigma = 1/6 of the patch per axis) so that patch borders, where the
-  network saw padding, count little. For High-to-low models sTSE_HR and sTSE_LR are fused at the
-  same time: each HR window is downsampled on its own and put at its place on the thick grid, which
-  is why the LR stride must be a multiple of the slice factor.
-* ``full_context``: the fast mode for CPUs. The network is fully convolutional, so it runs on large
-  tiles, each with a halo of half its receptive field that is thrown away afterwards; the result is
-  the same as one pass over the whole volume, at about the cost of one pass, with bounded memory.
+* ``sliding``: the paper's method. Windows of the training patch size at a stride, each weighted
+  by a Gaussian (sigma = 1/6 of the patch per axis) so that patch borders, where the network saw
+  padding, count little. For High-to-low models sTSE_HR and sTSE_LR are fused at the same time:
+  each window that starts on a thick-slice boundary is also downsampled on its own and put at its
+  place on the thick grid.
+* ``full-context``: the network is fully convolutional, so it runs on large tiles, each with a halo
+  of half its receptive field that is thrown away afterwards; the result equals one pass over the
+  whole volume, at about the cost of one pass, with bounded memory.
+
+Windows run in batches; the output and weight buffers hold one output channel and one weight
+channel and live on the CPU unless asked otherwise, so GPU memory holds only the network's batch.
+A CUDA out-of-memory error halves the batch (or the tiles) and goes on. ``PRESETS`` names the
+usual choices: ``fast`` (full-context), ``paper`` (stride 18, 18, 4), ``smooth`` (18, 18, 1).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,17 +33,30 @@ from torch import nn
 
 from .errors import MRSynthError
 from .highlow import SLICE_FACTOR, downsample_lr
-from .volume_io import AXIS_NAMES
+from .tiling import (
+    DEFAULT_MEMORY_GB,
+    aligned_starts,
+    boxes_touching,
+    check_stride,
+    cores,
+    default_halo,
+    gaussian_weights,
+    plan_tiles,
+    tile_budget,
+    window_starts,
+)
 
 Progress = Callable[[int, int], None]
 Triple = tuple[int, int, int]
 
-SIGMA_FRACTION = 1 / 6
-DEFAULT_MEMORY_GB = 4.0
-# Peak activation memory of one HighResNet forward pass, measured on CPU: about 8 float32 feature maps
-# of the widest layer per voxel (width 8: ~0.9 kB, width 16: ~1.8 kB per voxel).
-_LIVE_MAPS = 8
-_MAX_SPLITS = 32
+MODES = ("full-context", "sliding")
+PRESETS: dict[str, tuple[str, Triple | None]] = {
+    "fast": ("full-context", None),
+    "paper": ("sliding", (18, 18, 4)),
+    "smooth": ("sliding", (18, 18, 1)),
+}
+_OOM_SHRINK = 0.7  # after a CUDA out-of-memory error, tiles get at most this share of the failed one's voxels
+PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -59,77 +81,146 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     raise MRSynthError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
 
 
-def gaussian_weights(patch: Sequence[int], sigma_fraction: float = SIGMA_FRACTION) -> np.ndarray:
-    """Separable Gaussian centred on the patch, sigma = ``sigma_fraction`` x patch size per axis.
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How the engine covers a volume; the same object serves the CLI, the Slicer modules and scripts.
 
-    The peak is 1 and every weight is positive (about exp(-4.5) at the borders for 1/6), so each
-    voxel that any window covers gets a defined weighted mean.
+    ``stride`` None means the model's own; ``tile`` None means planned from ``memory_gb``.
+    ``skip_background`` skips windows (and tiles) with no voxel of the body mask: their voxels get
+    0, the background of normalised images. ``precision`` bfloat16/float16 and ``channels_last``
+    (None: on for CUDA) apply to CUDA; ``buffers_on_device`` keeps the fusion buffers on the GPU
+    (faster, more GPU memory) instead of the CPU.
     """
-    profiles = []
-    for size in patch:
-        centre = (size - 1) / 2
-        sigma = size * sigma_fraction
-        profiles.append(np.exp(-0.5 * ((np.arange(size) - centre) / sigma) ** 2))
-    weights = profiles[0]
-    for profile in profiles[1:]:
-        weights = np.multiply.outer(weights, profile)
-    return weights.astype(np.float32)
+
+    mode: str = "full-context"
+    stride: Triple | None = None
+    batch_size: int = 4
+    tile: Triple | None = None
+    memory_gb: float = DEFAULT_MEMORY_GB
+    skip_background: bool = False
+    precision: str = "float32"
+    channels_last: bool | None = None
+    buffers_on_device: bool = False
+
+    @classmethod
+    def preset(cls, name: str, **changes: object) -> InferenceOptions:
+        """Options for a named preset (``fast``, ``paper``, ``smooth``), with any field changed."""
+        if name not in PRESETS:
+            raise MRSynthError(f"unknown preset {name!r}: use {', '.join(PRESETS)}")
+        mode, stride = PRESETS[name]
+        return replace(cls(mode=mode, stride=stride), **changes)  # type: ignore[arg-type]
+
+    def checked(self, device: torch.device) -> InferenceOptions:
+        """These options, validated for ``device``; raises MRSynthError naming the bad option."""
+        if self.mode not in MODES:
+            raise MRSynthError(f"unknown mode {self.mode!r}: use {' or '.join(MODES)}")
+        if self.mode != "sliding" and self.stride is not None:
+            raise MRSynthError("a stride only applies to the sliding mode: use mode 'sliding' or leave the stride out")
+        if self.batch_size < 1:
+            raise MRSynthError(f"batch size {self.batch_size} is not positive: use 1 or more")
+        if not self.memory_gb > 0:
+            raise MRSynthError(f"memory limit {self.memory_gb} GB is not positive: give a size in GB, e.g. 4")
+        if self.precision not in PRECISIONS:
+            raise MRSynthError(f"unknown precision {self.precision!r}: use {', '.join(PRECISIONS)}")
+        if self.precision != "float32" and device.type != "cuda":
+            raise MRSynthError(f"precision {self.precision} needs a CUDA device: use float32 on {device.type}")
+        return self
 
 
-def window_starts(length: int, patch: int, stride: int, align: int = 1) -> list[int]:
-    """Window starts along one axis: every ``stride`` voxels, plus a last window ending at the end.
+@dataclass
+class InferenceReport:
+    """What a run did and cost: windows or tiles, time in the network, memory."""
 
-    All starts are multiples of ``align`` (the slice factor on the LR axis of High-to-low models, so
-    that each window maps onto whole thick slices); that needs ``stride`` and ``length - patch`` to
-    be multiples of ``align``, which the caller guarantees by padding.
-    """
-    if patch > length:
-        raise ValueError(f"patch {patch} is longer than the axis ({length}): pad the volume first")
-    if not 1 <= stride <= patch:
-        raise ValueError(f"stride {stride} must lie in 1..{patch} so that windows leave no gaps")
-    if stride % align or (length - patch) % align:
-        raise ValueError(f"stride {stride} and length - patch {length - patch} must be multiples of {align}")
-    starts = list(range(0, length - patch + 1, stride))
-    if starts[-1] != length - patch:
-        starts.append(length - patch)
-    return starts
+    mode: str
+    total: int = 0
+    skipped: int = 0
+    batch_size: int = 1
+    oom_retries: int = 0
+    network_seconds: float = 0.0
+    total_seconds: float = 0.0
+    buffer_bytes: int = 0
+    peak_device_bytes: int | None = None
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Everything but the network: cropping, fusing, copying."""
+        return self.total_seconds - self.network_seconds
+
+    def summary(self) -> str:
+        unit = "windows" if self.mode == "sliding" else "tiles"
+        text = f"{self.mode}: {self.total - self.skipped} of {self.total} {unit} run"
+        text += f", {self.total_seconds:.1f} s ({self.network_seconds:.1f} s in the network)"
+        text += f", buffers {self.buffer_bytes / 1e6:.0f} MB"
+        if self.peak_device_bytes is not None:
+            text += f", peak GPU memory {self.peak_device_bytes / 1e6:.0f} MB"
+        if self.oom_retries:
+            text += f", {self.oom_retries} out-of-memory retries (batch {self.batch_size})"
+        return text
 
 
-def check_stride(stride: Sequence[int], patch: Sequence[int], slice_factor: int | None = None) -> Triple:
-    """Validate a stride (SI, AP, LR) for a patch; ``slice_factor`` when sTSE_LR is fused too."""
-    if len(stride) != 3:
-        raise MRSynthError(f"stride {tuple(stride)} needs 3 values in the order SI AP LR")
-    stride = tuple(int(s) for s in stride)
-    for axis, (s, p) in enumerate(zip(stride, patch, strict=True)):
-        if s < 1:
-            raise MRSynthError(f"stride {s} along {AXIS_NAMES[axis]} is not positive: use 1 or more")
-        if s > p:
+class InferenceOutput(NamedTuple):
+    hr: np.ndarray
+    lr: np.ndarray | None
+    report: InferenceReport
+
+
+class _Runner:
+    """Calls the network on a batch with the options' device, precision and memory layout; times it."""
+
+    def __init__(self, network: nn.Module, device: torch.device, options: InferenceOptions, report: InferenceReport):
+        self.network, self.device, self.report = network, device, report
+        self.dtype = PRECISIONS[options.precision]
+        self.channels_last = device.type == "cuda" if options.channels_last is None else options.channels_last
+        if self.channels_last:
+            network.to(memory_format=torch.channels_last_3d)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last_3d)
+        start = time.perf_counter()
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            out = self.network(batch)
+        if tuple(out.shape[2:]) != tuple(batch.shape[2:]):
             raise MRSynthError(
-                f"stride {s} along {AXIS_NAMES[axis]} is larger than the patch ({p}), so windows would leave "
-                f"gaps: use at most {p}"
+                f"the network turned a {tuple(batch.shape[2:])} patch into {tuple(out.shape[2:])}: "
+                "it must keep the size"
             )
-    if slice_factor is not None and stride[2] % slice_factor:
-        options = ", ".join(str(slice_factor * k) for k in range(1, 4))
-        raise MRSynthError(
-            f"LR stride {stride[2]} is not a multiple of the slice factor {slice_factor} that this "
-            f"High-to-low model needs to fuse sTSE_LR: use {options}, ..."
-        )
-    return stride  # type: ignore[return-value]
+        out = out.float().contiguous()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.report.network_seconds += time.perf_counter() - start
+        return out
+
+    def finish(self, started: float) -> None:
+        self.report.total_seconds = time.perf_counter() - started
+        if self.device.type == "cuda":
+            self.report.peak_device_bytes = int(torch.cuda.max_memory_allocated(self.device))
 
 
-def _as_array(inputs: np.ndarray | torch.Tensor) -> np.ndarray:
-    array = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-    if array.ndim != 4:
-        raise ValueError(f"inputs must be [C, SI, AP, LR], got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.float32)
+def _out_of_memory(report: InferenceReport, device: torch.device, what: str) -> None:
+    report.oom_retries += 1
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    warnings.warn(f"out of GPU memory: retrying with {what}", stacklevel=3)
 
 
-def _pad_end(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+def _as_tensor(inputs: np.ndarray | torch.Tensor) -> torch.Tensor:
+    tensor = inputs.detach().cpu() if isinstance(inputs, torch.Tensor) else torch.from_numpy(np.asarray(inputs))
+    if tensor.ndim != 4:
+        raise ValueError(f"inputs must be [C, SI, AP, LR], got shape {tuple(tensor.shape)}")
+    return tensor.float().contiguous()
+
+
+def _pad_end(tensor: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Reflect-pad the spatial axes at their end up to ``shape`` (numpy reflects repeatedly if needed)."""
-    pads = [(0, 0)] + [(0, max(0, t - n)) for n, t in zip(array.shape[1:], shape, strict=True)]
+    pads = [(0, 0)] + [(0, max(0, t - n)) for n, t in zip(tensor.shape[1:], shape, strict=True)]
     if not any(after for _, after in pads):
-        return array
-    return np.pad(array, pads, mode="reflect" if min(array.shape[1:]) > 1 else "edge")
+        return tensor
+    mode = "reflect" if min(tensor.shape[1:]) > 1 else "edge"
+    return torch.from_numpy(np.pad(tensor.numpy(), pads, mode=mode))
 
 
 def _check_lr(shape: Sequence[int], slice_factor: int) -> None:
@@ -140,32 +231,49 @@ def _check_lr(shape: Sequence[int], slice_factor: int) -> None:
         )
 
 
+def _check_mask(mask: np.ndarray | None, shape: Sequence[int]) -> np.ndarray | None:
+    if mask is None:
+        return None
+    if tuple(mask.shape) != tuple(shape):
+        raise MRSynthError(
+            f"the body mask has shape {tuple(mask.shape)}, the volume {tuple(shape)}: give a mask on the volume's grid"
+        )
+    return np.asarray(mask, dtype=bool)
+
+
 def sliding_window(
     inputs: np.ndarray | torch.Tensor,
     network: nn.Module,
     patch: Sequence[int],
     stride: Sequence[int],
     *,
+    options: InferenceOptions | None = None,
     lr_kernel: Sequence[float] | None = None,
     slice_factor: int = SLICE_FACTOR,
-    batch_size: int = 4,
+    mask: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Gaussian-weighted sliding-window inference; returns (HR ``[C_out, SI, AP, LR]``, LR or None).
+) -> InferenceOutput:
+    """Gaussian-weighted sliding-window inference; returns HR ``[C_out, SI, AP, LR]``, LR or None, report.
 
-    With ``lr_kernel`` each HR window is downsampled along LR (offset 0) and accumulated on the
-    thick grid with the Gaussian reduced to thick slices (mean over each group of ``slice_factor``),
-    so sTSE_HR and sTSE_LR are fused at once (section II.F.1); the LR length of ``inputs``, the
-    patch and the LR stride must then be multiples of ``slice_factor``. Axes shorter than the patch
-    are reflect-padded at their end and cropped back. ``progress(done, total)`` is called with the
-    number of windows after each batch; an exception it raises (``Cancelled``) stops the work.
+    With ``lr_kernel`` each window that starts at a multiple of ``slice_factor`` along LR is also
+    downsampled (offset 0) and accumulated on the thick grid with the Gaussian reduced to thick slices
+    (mean over each group of ``slice_factor``), so sTSE_HR and sTSE_LR are fused at once; the LR
+    length of ``inputs`` and the patch must then be multiples of ``slice_factor``. Axes shorter than
+    the patch are reflect-padded at their end and cropped back. With ``options.skip_background``,
+    windows holding no voxel of ``mask`` (paper order, the volume's shape) are not run. ``progress(done,
+    total)`` is called with the number of windows after each batch; an exception it raises
+    (``Cancelled``) stops the work.
     """
-    array = _as_array(inputs)
+    started = time.perf_counter()
+    device = torch.device(device)
+    options = (options or InferenceOptions(mode="sliding")).checked(device)
+    x = _as_tensor(inputs)
     patch = tuple(int(p) for p in patch)
+    stride = check_stride(stride, patch, slice_factor if lr_kernel is not None else None)
+    shape = tuple(x.shape[1:])
+    mask = _check_mask(mask, shape)
     fuse_lr = lr_kernel is not None
-    stride = check_stride(stride, patch, slice_factor if fuse_lr else None)
-    shape = array.shape[1:]
     if fuse_lr:
         _check_lr(shape, slice_factor)
         if patch[2] % slice_factor:
@@ -173,177 +281,205 @@ def sliding_window(
                 f"the patch's LR size {patch[2]} is not a multiple of the slice factor {slice_factor}, so its "
                 "output cannot be reduced to thick slices: fix the model's patch"
             )
-    if batch_size < 1:
-        raise MRSynthError(f"batch size {batch_size} is not positive: use 1 or more")
-    device = torch.device(device)
     padded = tuple(max(n, p) for n, p in zip(shape, patch, strict=True))
-    array = _pad_end(array, padded)
-    aligns = (1, 1, slice_factor if fuse_lr else 1)
-    starts = [window_starts(n, p, s, a) for n, p, s, a in zip(padded, patch, stride, aligns, strict=True)]
+    x = _pad_end(x, padded)
+    starts = [window_starts(n, p, s) for n, p, s in zip(padded, patch, stride, strict=True)]
+    lr_starts = set(aligned_starts(starts[2], slice_factor)) if fuse_lr else set()
     windows = list(itertools.product(*starts))
+    report = InferenceReport(mode="sliding", total=len(windows), batch_size=options.batch_size)
+    if options.skip_background and mask is not None:
+        inside = np.zeros(padded, dtype=bool)
+        inside[: shape[0], : shape[1], : shape[2]] = mask
+        keep = boxes_touching(inside, patch, windows)
+        windows = [w for w, k in zip(windows, keep, strict=True) if k]
+        report.skipped = report.total - len(windows)
 
-    weights = gaussian_weights(patch)
-    hr_sum: np.ndarray | None = None
-    hr_weight = np.zeros(padded, dtype=np.float32)
+    buffers = device if options.buffers_on_device else torch.device("cpu")
+    x = x.to(buffers)
+    weights = torch.from_numpy(gaussian_weights(patch)).to(buffers)
+    hr_weight = torch.zeros(padded, device=buffers)
+    hr_sum: torch.Tensor | None = None
     if fuse_lr:
         kernel = torch.as_tensor(lr_kernel, dtype=torch.float32, device=device)
         thick_patch = patch[2] // slice_factor
         lr_weights = weights.reshape(*patch[:2], thick_patch, slice_factor).mean(-1)
         lr_shape = (*padded[:2], padded[2] // slice_factor)
-        lr_sum: np.ndarray | None = None
-        lr_weight = np.zeros(lr_shape, dtype=np.float32)
+        lr_weight = torch.zeros(lr_shape, device=buffers)
+        lr_sum: torch.Tensor | None = None
+    run = _Runner(network, device, options, report)
 
+    done, size = 0, options.batch_size
     with torch.inference_mode():
-        for first in range(0, len(windows), batch_size):
-            batch = windows[first : first + batch_size]
-            crops = np.stack([array[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]] for a, b, c in batch])
-            out = network(torch.from_numpy(crops).to(device))
-            if tuple(out.shape[2:]) != patch:
-                raise MRSynthError(
-                    f"the network turned a {patch} patch into {tuple(out.shape[2:])}: it must keep the size"
-                )
-            hr_out = out.float().cpu().numpy()
+        while done < len(windows):
+            batch = windows[done : done + size]
+            crops = torch.stack([x[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]] for a, b, c in batch])
+            try:
+                out = run(crops)
+                lr_out = downsample_lr(out, kernel, slice_factor) if fuse_lr else None
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise MRSynthError(
+                        "out of GPU memory with a single window: use --device cpu, --precision float16 or a GPU "
+                        "with more free memory"
+                    ) from None
+                size = max(1, size // 2)
+                report.batch_size = size
+                _out_of_memory(report, device, f"batches of {size} windows")
+                continue
+            out = out.to(buffers)
             if hr_sum is None:
-                hr_sum = np.zeros((out.shape[1], *padded), dtype=np.float32)
+                hr_sum = torch.zeros((out.shape[1], *padded), device=buffers)
+                if fuse_lr:
+                    lr_sum = torch.zeros((out.shape[1], *lr_shape), device=buffers)
             if fuse_lr:
-                lr_out = downsample_lr(out.float(), kernel, slice_factor).cpu().numpy()
-                if lr_sum is None:
-                    lr_sum = np.zeros((out.shape[1], *lr_shape), dtype=np.float32)
+                lr_out = lr_out.to(buffers)
             for item, (a, b, c) in enumerate(batch):
                 region = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(c, c + patch[2]))
-                hr_sum[(slice(None), *region)] += weights * hr_out[item]
+                hr_sum[(slice(None), *region)].addcmul_(out[item], weights)
                 hr_weight[region] += weights
-                if fuse_lr:
+                if c in lr_starts:
                     t = c // slice_factor
                     thick = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(t, t + thick_patch))
-                    lr_sum[(slice(None), *thick)] += lr_weights * lr_out[item]
+                    lr_sum[(slice(None), *thick)].addcmul_(lr_out[item], lr_weights)
                     lr_weight[thick] += lr_weights
+            done += len(batch)
             if progress is not None:
-                progress(min(first + batch_size, len(windows)), len(windows))
+                progress(done, len(windows))
 
-    crop = (slice(None), slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
-    hr = (hr_sum / hr_weight)[crop]
-    if not fuse_lr:
-        return hr, None
-    lr = (lr_sum / lr_weight)[crop[:3] + (slice(0, shape[2] // slice_factor),)]
-    return hr, lr
-
-
-def default_halo(network: nn.Module) -> Triple:
-    """Half the network's receptive field per axis: the context a voxel's output depends on."""
-    if not hasattr(network, "receptive_field"):
-        raise MRSynthError(f"{type(network).__name__} does not report its receptive field: give full_context a halo")
-    return tuple(int(r) // 2 for r in network.receptive_field())  # type: ignore[return-value]
+    if hr_sum is None:  # every window skipped: all background
+        channels = 1
+        hr_sum = torch.zeros((channels, *padded))
+        lr_sum = torch.zeros((channels, *lr_shape)) if fuse_lr else None
+    report.buffer_bytes = sum(t.numel() * 4 for t in (x, hr_sum, hr_weight) + ((lr_sum, lr_weight) if fuse_lr else ()))
+    hr = _normalise(hr_sum, hr_weight)[:, : shape[0], : shape[1], : shape[2]]
+    lr = _normalise(lr_sum, lr_weight)[:, : shape[0], : shape[1], : shape[2] // slice_factor] if fuse_lr else None
+    run.finish(started)
+    return InferenceOutput(hr, lr, report)
 
 
-def _cores(length: int, tile: int) -> list[tuple[int, int]]:
-    """Split an axis into near-equal cores of at most ``tile`` voxels (no thin last core)."""
-    count = -(-length // max(1, tile))
-    edges = [round(i * length / count) for i in range(count + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def _extents(length: int, tile: int, halo: int) -> list[int]:
-    """Length of each tile (core plus halo, clipped at the border) along one axis."""
-    return [min(length, stop + halo) - max(0, start - halo) for start, stop in _cores(length, tile)]
-
-
-def tile_budget(network: nn.Module, memory_gb: float = DEFAULT_MEMORY_GB) -> int:
-    """How many voxels one tile may hold so that a forward pass stays within ``memory_gb``."""
-    widths = [m.out_channels for m in network.modules() if isinstance(m, nn.Conv3d)]
-    bytes_per_voxel = 4 * _LIVE_MAPS * max(widths, default=64)
-    return max(1, int(memory_gb * 1e9 / bytes_per_voxel))
-
-
-def plan_tiles(shape: Sequence[int], halo: Sequence[int], max_voxels: int) -> Triple:
-    """Core sizes (SI, AP, LR) that compute the fewest voxels with no tile above ``max_voxels``.
-
-    Halos are recomputed work, so the best split is rarely cubes: with a large budget the volume is
-    cut along one axis only, with an unlimited one not at all (exactly one network pass).
-    """
-    options = []
-    for length, h in zip(shape, halo, strict=True):
-        axis = {}
-        for count in range(1, min(length, _MAX_SPLITS) + 1):
-            tile = -(-length // count)
-            extents = _extents(length, tile, h)
-            axis[tile] = (sum(extents), max(extents), len(extents))
-        options.append(list(axis.items()))
-    best: tuple[tuple[int, int], Triple] | None = None
-    smallest = math.inf
-    for combo in itertools.product(*options):
-        largest = math.prod(o[1][1] for o in combo)
-        smallest = min(smallest, largest)
-        if largest > max_voxels:
-            continue
-        key = (math.prod(o[1][0] for o in combo), math.prod(o[1][2] for o in combo))
-        if best is None or key < best[0]:
-            best = (key, tuple(o[0] for o in combo))  # type: ignore[assignment]
-    if best is None:
-        raise MRSynthError(
-            f"tiles of a {tuple(shape)} volume with a halo of {tuple(halo)} voxels need at least {smallest} voxels, "
-            f"more than the {max_voxels} the memory limit allows: allow more memory (--memory) or use --mode sliding"
-        )
-    return best[1]
+def _normalise(total: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
+    """Weighted mean; voxels no window reached (skipped background) are 0."""
+    covered = weight > 0
+    return torch.where(covered, total / torch.where(covered, weight, 1), 0).cpu().numpy()
 
 
 def full_context(
     inputs: np.ndarray | torch.Tensor,
     network: nn.Module,
     *,
+    options: InferenceOptions | None = None,
     halo: Sequence[int] | None = None,
-    tile: Sequence[int] | None = None,
-    memory_gb: float = DEFAULT_MEMORY_GB,
     lr_kernel: Sequence[float] | None = None,
     slice_factor: int = SLICE_FACTOR,
+    mask: np.ndarray | None = None,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> InferenceOutput:
     """Overlap-tile inference equal to one pass of the network over the whole volume.
 
-    Each tile is a core of at most ``tile`` voxels (default: ``plan_tiles`` within ``memory_gb``)
-    plus ``halo`` voxels of context on each side (clipped at the volume border, where the network's
-    own padding sees what it would see on the whole volume); only the core is kept. With ``halo`` >=
-    half the receptive field (the default, from ``network.receptive_field()``) a core voxel's output
-    depends on nothing the cut changed.
-    The network must be in eval mode (BatchNorm then acts voxel by voxel). sTSE_LR, when
-    ``lr_kernel`` is given, is ``downsample_lr`` of the assembled HR. ``progress(done, total)`` counts
-    tiles.
+    Each tile is a core of at most ``options.tile`` voxels (default: ``plan_tiles`` within
+    ``options.memory_gb``) plus ``halo`` voxels of context on each side (clipped at the volume border,
+    where the network's own padding sees what it would see on the whole volume); only the core is
+    kept. With ``halo`` >= half the receptive field (the default, from ``network.receptive_field()``)
+    a core voxel's output depends on nothing the cut changed. The network must be in eval mode
+    (BatchNorm then acts voxel by voxel). sTSE_LR, when ``lr_kernel`` is given, is ``downsample_lr``
+    of the assembled HR. With ``options.skip_background`` tiles whose core holds no voxel of ``mask``
+    are not run (their core is 0). On CUDA out-of-memory the tiles are re-planned in half the memory.
+    ``progress(done, total)`` counts tiles.
     """
-    array = _as_array(inputs)
+    started = time.perf_counter()
+    device = torch.device(device)
+    options = (options or InferenceOptions()).checked(device)
+    x = _as_tensor(inputs)
     halo = tuple(int(h) for h in (default_halo(network) if halo is None else halo))
-    shape = array.shape[1:]
+    shape = tuple(x.shape[1:])
+    mask = _check_mask(mask, shape)
     if lr_kernel is not None:
         _check_lr(shape, slice_factor)
-    device = torch.device(device)
     # Reflection padding inside the network needs each axis longer than its dilation (<= halo).
     padded = tuple(max(n, h + 1) for n, h in zip(shape, halo, strict=True))
-    array = _pad_end(array, padded)
-    if tile is None:
-        tile = plan_tiles(padded, halo, tile_budget(network, memory_gb))
-    tiles = list(itertools.product(*(_cores(n, t) for n, t in zip(padded, tile, strict=True))))
+    x = _pad_end(x, padded)
+    report = InferenceReport(mode="full-context")
+    run = _Runner(network, device, options, report)
+    plan = options.tile or plan_tiles(padded, halo, tile_budget(network, options.memory_gb))
+    while True:
+        tiles = list(itertools.product(*(cores(n, t) for n, t in zip(padded, plan, strict=True))))
+        try:
+            hr = _run_tiles(x, run, tiles, halo, padded, mask if options.skip_background else None, report, progress)
+            break
+        except torch.OutOfMemoryError:
+            largest = math.prod(max(_extent(c, h, n) for c in axis) for axis, h, n in zip(_axes(tiles), halo, padded))
+            budget = int(largest * _OOM_SHRINK)
+            try:
+                plan = plan_tiles(padded, halo, budget)
+            except MRSynthError:
+                raise MRSynthError(
+                    "out of GPU memory even with the smallest tiles the network's context allows: use --device cpu"
+                ) from None
+            _out_of_memory(report, device, f"tiles of at most {budget} voxels")
+    report.buffer_bytes = (x.numel() + hr.size) * 4
+    hr = hr[:, : shape[0], : shape[1], : shape[2]]
+    lr = None
+    if lr_kernel is not None:
+        lr = downsample_lr(torch.from_numpy(np.ascontiguousarray(hr)), lr_kernel, slice_factor).numpy()
+    run.finish(started)
+    return InferenceOutput(hr, lr, report)
 
+
+def _axes(tiles: list[tuple[tuple[int, int], ...]]) -> list[set[tuple[int, int]]]:
+    return [{tile[axis] for tile in tiles} for axis in range(3)]
+
+
+def _extent(core: tuple[int, int], halo: int, length: int) -> int:
+    return min(length, core[1] + halo) - max(0, core[0] - halo)
+
+
+def _run_tiles(
+    x: torch.Tensor,
+    run: _Runner,
+    tiles: list[tuple[tuple[int, int], ...]],
+    halo: Sequence[int],
+    padded: Sequence[int],
+    mask: np.ndarray | None,
+    report: InferenceReport,
+    progress: Progress | None,
+) -> np.ndarray:
+    report.total, report.skipped = len(tiles), 0
     hr: np.ndarray | None = None
     with torch.inference_mode():
-        for done, cores in enumerate(tiles, start=1):
-            lows = [max(0, start - h) for (start, _), h in zip(cores, halo, strict=True)]
-            highs = [min(n, stop + h) for (_, stop), h, n in zip(cores, halo, padded, strict=True)]
-            crop = array[:, lows[0] : highs[0], lows[1] : highs[1], lows[2] : highs[2]]
-            out = network(torch.from_numpy(np.ascontiguousarray(crop[None])).to(device))[0]
-            if tuple(out.shape[1:]) != crop.shape[1:]:
-                raise MRSynthError(
-                    f"the network turned a {crop.shape[1:]} tile into {tuple(out.shape[1:])}: it must keep the size"
-                )
-            if hr is None:
-                hr = np.zeros((out.shape[0], *padded), dtype=np.float32)
-            keep = tuple(slice(start - low, stop - low) for (start, stop), low in zip(cores, lows, strict=True))
-            target = tuple(slice(start, stop) for start, stop in cores)
-            hr[(slice(None), *target)] = out[(slice(None), *keep)].float().cpu().numpy()
+        for done, core in enumerate(tiles, start=1):
+            target = tuple(slice(start, stop) for start, stop in core)
+            if mask is not None and not mask[tuple(slice(a, min(b, n)) for (a, b), n in zip(core, mask.shape))].any():
+                report.skipped += 1
+            else:
+                lows = [max(0, start - h) for (start, _), h in zip(core, halo, strict=True)]
+                highs = [min(n, stop + h) for (_, stop), h, n in zip(core, halo, padded, strict=True)]
+                out = run(x[None, :, lows[0] : highs[0], lows[1] : highs[1], lows[2] : highs[2]])[0]
+                if hr is None:
+                    hr = np.zeros((out.shape[0], *padded), dtype=np.float32)
+                keep = tuple(slice(start - low, stop - low) for (start, stop), low in zip(core, lows, strict=True))
+                hr[(slice(None), *target)] = out[(slice(None), *keep)].cpu().numpy()
             if progress is not None:
                 progress(done, len(tiles))
+    return np.zeros((1, *padded), dtype=np.float32) if hr is None else hr
 
-    hr = hr[:, : shape[0], : shape[1], : shape[2]]
-    if lr_kernel is None:
-        return hr, None
-    lr = downsample_lr(torch.from_numpy(np.ascontiguousarray(hr)), lr_kernel, slice_factor).numpy()
-    return hr, lr
+
+def infer(
+    inputs: np.ndarray | torch.Tensor,
+    network: nn.Module,
+    options: InferenceOptions,
+    *,
+    patch: Sequence[int],
+    stride: Sequence[int],
+    lr_kernel: Sequence[float] | None = None,
+    slice_factor: int = SLICE_FACTOR,
+    mask: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+    progress: Progress | None = None,
+) -> InferenceOutput:
+    """Run ``options.mode``; ``patch`` and ``stride`` are the model's (``options.stride`` overrides)."""
+    common = {"lr_kernel": lr_kernel, "slice_factor": slice_factor, "mask": mask, "device": device}
+    if options.mode == "sliding":
+        chosen = stride if options.stride is None else options.stride
+        return sliding_window(inputs, network, patch, chosen, options=options, progress=progress, **common)
+    return full_context(inputs, network, options=options, progress=progress, **common)

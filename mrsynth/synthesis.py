@@ -23,11 +23,11 @@ from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
 from .files import atomic_path, check_output_path, full_suffix
 from .grids import thick_grid
-from .inference import DEFAULT_MEMORY_GB, Progress, check_stride, full_context, resolve_device, sliding_window
+from .inference import MODES, PRECISIONS, PRESETS, InferenceOptions, InferenceReport, Progress, infer, resolve_device
 from .masks import body_mask, normalise_p99
+from .tiling import DEFAULT_MEMORY_GB, check_stride
 from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
 
-MODES = ("fast", "sliding")
 INTENSITY_UNIT = "1.0 = the 99th percentile of the target contrast inside the body, as in training"
 VOXEL_SIZE_TOLERANCE = 0.2
 OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -41,6 +41,7 @@ class SynthesisResult:
     lr: sitk.Image | None
     mask: sitk.Image
     scales: list[float]
+    reports: list[InferenceReport]
     intensity_unit: str = INTENSITY_UNIT
 
 
@@ -72,24 +73,19 @@ def synthesize(
     model: LoadedModel,
     images: Sequence[sitk.Image],
     *,
-    mode: str = "fast",
-    stride: Sequence[int] | None = None,
-    batch_size: int = 4,
+    options: InferenceOptions | None = None,
     device: str = "auto",
     mask: sitk.Image | None = None,
-    tile: Sequence[int] | None = None,
-    memory_gb: float = DEFAULT_MEMORY_GB,
     flip_average: bool = True,
     progress: Progress | None = None,
 ) -> SynthesisResult:
     """Run ``model`` on ``images`` (in the order of ``model.info.inputs``, all on one grid).
 
     Each input is divided by its own 99th percentile inside the body mask (``mask`` > 0, or the Otsu
-    body mask of the last input), as in training. ``mode`` "fast" runs the network over the whole
-    volume in overlapping tiles (``full_context``: cores of at most ``tile`` voxels, by default the
-    fewest recomputed voxels within ``memory_gb``; ``stride`` and ``batch_size`` do not apply);
-    "sliding" is the paper's Gaussian-weighted sliding window with ``stride`` (SI, AP, LR; default
-    the model's) and sTSE_HR and sTSE_LR fused together.
+    body mask of the last input), as in training. ``options`` choose how the engine covers the
+    volume (default: the ``fast`` preset, full-context tiles; see ``inference.InferenceOptions``);
+    a sliding ``stride`` of None is the model's own. With ``options.skip_background`` windows
+    outside the same body mask are skipped.
 
     ``flip_average`` also runs the left-right mirrored volume and averages the two results: the LR
     flip is the augmentation the network was trained with, so both passes are valid predictions and
@@ -103,8 +99,8 @@ def synthesize(
     are in the unit ``INTENSITY_UNIT``; ``scales`` are the inputs' 99th percentiles.
     """
     info = model.info
-    if mode not in MODES:
-        raise MRSynthError(f"unknown mode {mode!r}: use {' or '.join(MODES)}")
+    torch_device = resolve_device(device)
+    options = (options or InferenceOptions()).checked(torch_device)
     model.check_inputs(len(images))
     names = input_names(info)
     for name, image in zip(names, images, strict=True):
@@ -112,11 +108,9 @@ def synthesize(
     check_same_grid(dict(zip(names, images, strict=True)))
     kernel = lr_kernel_of(info)
     factor = info.slice_factor
-    if mode == "sliding":
-        stride = check_stride(info.stride if stride is None else stride, info.patch, factor if kernel else None)
-    elif stride is not None:
-        raise MRSynthError("a stride only applies to the sliding mode: use mode 'sliding' or leave the stride out")
-    torch_device = resolve_device(device)
+    if options.mode == "sliding":
+        lr_factor = factor if kernel is not None else None
+        check_stride(info.stride if options.stride is None else options.stride, info.patch, lr_factor)
     reference = images[0]
     _warn_voxel_size(reference, info)
 
@@ -132,25 +126,41 @@ def synthesize(
     pad = (-length) % factor if kernel is not None else 0
     if pad:
         x = np.pad(x, [(0, 0)] * 3 + [(0, pad)], mode="reflect" if length > 1 else "edge")
+        padded_mask = np.pad(mask_array, [(0, 0)] * 2 + [(0, pad)], mode="reflect" if length > 1 else "edge")
+    else:
+        padded_mask = mask_array
 
     network = model.network.to(torch_device).eval()
     passes = 2 if flip_average else 1
 
-    def run(volume: np.ndarray, lr_kernel: list[float] | None, done_passes: int) -> tuple[np.ndarray, np.ndarray]:
+    def run(volume: np.ndarray, body: np.ndarray, lr_kernel: list[float] | None, done_passes: int) -> Any:
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done + done_passes * total, passes * total)
 
-        common: dict[str, Any] = {"lr_kernel": lr_kernel, "slice_factor": factor, "device": torch_device}
-        if mode == "fast":
-            return full_context(volume, network, tile=tile, memory_gb=memory_gb, progress=report, **common)
-        return sliding_window(volume, network, info.patch, stride, batch_size=batch_size, progress=report, **common)
+        return infer(
+            volume,
+            network,
+            options,
+            patch=info.patch,
+            stride=info.stride,
+            lr_kernel=lr_kernel,
+            slice_factor=factor,
+            mask=body,
+            device=torch_device,
+            progress=report,
+        )
 
-    hr, lr = run(x, kernel, 0)
+    hr, lr, first = run(x, padded_mask, kernel, 0)
+    reports = [first]
     if flip_average:
         # The mirrored pass: LR reversed (with the whole padded LR axis, so thick-slice groups stay
         # aligned), the kernel mirrored with it, and both outputs reversed back before averaging.
-        hr_f, lr_f = run(np.ascontiguousarray(x[..., ::-1]), None if kernel is None else kernel[::-1], 1)
+        mirrored_kernel = None if kernel is None else kernel[::-1]
+        hr_f, lr_f, second = run(
+            np.ascontiguousarray(x[..., ::-1]), np.ascontiguousarray(padded_mask[..., ::-1]), mirrored_kernel, 1
+        )
+        reports.append(second)
         hr = (hr + hr_f[..., ::-1]) / 2
         lr = None if lr is None else (lr + lr_f[..., ::-1]) / 2
     if hr.shape[0] != 1:
@@ -160,6 +170,7 @@ def synthesize(
         lr=None if lr is None else from_paper(lr[0], thick_grid(reference, factor)),
         mask=from_paper(mask_array.astype(np.uint8), reference),
         scales=[float(s) for s in scales],
+        reports=reports,
     )
 
 
@@ -187,39 +198,58 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="synthetic volume (e.g. sTSE_HR.nii.gz)")
     parser.add_argument("--output-lr", help="thick-slice sTSE_LR of a High-to-low model (e.g. sTSE_LR.nii.gz)")
     parser.add_argument(
-        "--mode",
-        choices=MODES,
+        "--preset",
+        choices=list(PRESETS),
         default="fast",
-        help="fast: whole-volume context in overlapping tiles, about one network pass (best on CPUs); "
-        "sliding: the paper's Gaussian-weighted sliding window with --stride, sTSE_HR and sTSE_LR fused "
-        "(default: %(default)s)",
+        help="fast: full-context tiles, one network pass with whole-volume context (best on CPUs); paper: "
+        "Gaussian sliding windows at stride 18 18 4 as in the paper; smooth: stride 18 18 1 (slowest, fewest "
+        "slice artifacts) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mode", choices=MODES, help="override the preset's mode (full-context or sliding, the paper's windows)"
     )
     parser.add_argument(
         "--stride",
         nargs=3,
         type=int,
         metavar=("SI", "AP", "LR"),
-        help="sliding-window stride in voxels, order SI AP LR (default: the model's, e.g. 18 18 4); for "
-        "High-to-low models the LR stride must be a multiple of 4 (the slice factor); sliding mode only",
+        help="sliding-window stride in voxels, order SI AP LR (implies --mode sliding; default: the preset's, "
+        "else the model's); sTSE_LR is fused from the windows that start on a thick-slice boundary",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=4, help="sliding mode: windows per network call (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--skip-background",
+        action="store_true",
+        help="do not run windows or tiles that hold no voxel of the body mask (their voxels are 0)",
     )
     parser.add_argument(
         "--tile",
         nargs=3,
         type=int,
         metavar=("SI", "AP", "LR"),
-        help="fast mode: largest tile core in voxels, order SI AP LR (default: planned from --memory)",
+        help="full-context mode: largest tile core in voxels, order SI AP LR (default: planned from --memory)",
     )
     parser.add_argument(
         "--memory",
         type=float,
         default=DEFAULT_MEMORY_GB,
         metavar="GB",
-        help="fast mode: memory one tile may use; more means fewer, larger tiles and less recomputation "
+        help="full-context mode: memory one tile may use; more means fewer, larger tiles and less recomputation "
         "(default: %(default)s)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument(
-        "--batch-size", type=int, default=4, help="sliding mode: windows per network call (default: %(default)s)"
+        "--precision",
+        choices=list(PRECISIONS),
+        default="float32",
+        help="CUDA only: run the network in bfloat16 or float16 autocast (faster, less memory) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--buffers-on-gpu",
+        action="store_true",
+        help="keep the sliding-window sums on the GPU (faster, more GPU memory); default: on the CPU",
     )
     parser.add_argument("--mask", help="body mask (voxels > 0) for normalisation; default: Otsu mask of the last input")
     parser.add_argument(
@@ -230,6 +260,26 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=run_synthesize)
     return parser
+
+
+def inference_options(args: argparse.Namespace) -> InferenceOptions:
+    """The engine options from the preset and the flags that override it."""
+    mode = args.mode or ("sliding" if args.stride is not None else None)
+    if args.stride is not None and mode != "sliding":
+        raise MRSynthError("--stride applies to the sliding mode only: drop --mode full-context or --stride")
+    changes: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "tile": None if args.tile is None else tuple(args.tile),
+        "memory_gb": args.memory,
+        "skip_background": args.skip_background,
+        "precision": args.precision,
+        "buffers_on_device": args.buffers_on_gpu,
+    }
+    if mode is not None:
+        changes["mode"] = mode
+        preset_mode, preset_stride = PRESETS[args.preset]
+        changes["stride"] = tuple(args.stride) if args.stride else (preset_stride if mode == preset_mode else None)
+    return InferenceOptions.preset(args.preset, **changes)
 
 
 def _check_output(path: str) -> Path:
@@ -253,23 +303,22 @@ def run_synthesize(args: argparse.Namespace) -> int:
     output_lr = _check_output(args.output_lr) if args.output_lr else None
     if output_lr is not None and output_lr.resolve() == output.resolve():
         raise MRSynthError("--output and --output-lr are the same file: give two names")
-    stride = args.stride
-    if stride is not None and args.mode != "sliding":
-        raise MRSynthError("--stride applies to --mode sliding only: add --mode sliding or leave --stride out")
-    resolve_device(args.device)
+    options = inference_options(args)
+    options.checked(resolve_device(args.device))
     model = load_model(args.model)
     model.check_inputs(len(args.inputs))
-    kernel = lr_kernel_of(model.info)
-    if stride is not None:
-        check_stride(stride, model.info.patch, model.info.slice_factor if kernel else None)
-    if output_lr is not None and kernel is None:
+    if options.stride is not None:
+        factor = model.info.slice_factor if lr_kernel_of(model.info) is not None else None
+        check_stride(options.stride, model.info.patch, factor)
+    if output_lr is not None and lr_kernel_of(model.info) is None:
         raise MRSynthError(f"model {model.info.name} is not a High-to-low model and has no sTSE_LR: drop --output-lr")
     names = input_names(model.info)
     images = [read_volume(path, name) for path, name in zip(args.inputs, names, strict=True)]
     check_same_grid(dict(zip(names, images, strict=True)))  # before the progress bar opens
     mask = read_labels(args.mask, "mask") if args.mask else None
 
-    with tqdm(desc=f"synthesizing ({args.mode})", unit="tile" if args.mode == "fast" else "window") as bar:
+    unit = "window" if options.mode == "sliding" else "tile"
+    with tqdm(desc=f"synthesizing ({options.mode})", unit=unit) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
@@ -278,13 +327,9 @@ def run_synthesize(args: argparse.Namespace) -> int:
         result = synthesize(
             model,
             images,
-            mode=args.mode,
-            stride=stride,
-            batch_size=args.batch_size,
+            options=options,
             device=args.device,
             mask=mask,
-            tile=args.tile,
-            memory_gb=args.memory,
             flip_average=args.flip_average,
             progress=progress,
         )
@@ -296,5 +341,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
                 sitk.WriteImage(result.hr, str(tmp), useCompression=True)
                 sitk.WriteImage(result.lr, str(tmp_lr), useCompression=True)
     written = [output] + ([output_lr] if output_lr is not None else [])
+    for report in result.reports:
+        print(report.summary())
     print(f"wrote {', '.join(map(str, written))} ({INTENSITY_UNIT}; input scales {result.scales})")
     return 0

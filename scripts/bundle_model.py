@@ -52,7 +52,7 @@ def main() -> None:
     target = MODELS / f"{name}.pt"
     shutil.copyfile(args.model, target)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = demo(Path(tmp), model=str(target), mode="fast", device="cpu")
+        summary = demo(Path(tmp), model=str(target), preset="fast", device="cpu")
         spacing = sitk.ReadImage(str(Path(tmp) / "sTSE_HR.nii.gz")).GetSpacing()
     training = info["training"]
     card = (
