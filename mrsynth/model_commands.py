@@ -74,12 +74,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from .checkpoint import read_checkpoint
-    from .models import registry, resolve
+    from .models import registry, resolve, sha256_of
     from .models.cache import state
 
-    entry = registry().get(args.model)
+    entries = registry()
+    entry = entries.get(args.model)
     if entry is None:  # a user model or a file: its checkpoint describes it (read with weights_only)
         path = resolve(args.model)
+        digest = sha256_of(path)
+        known = next((e.name for e in entries.values() if e.sha256 == digest), None)
         info = read_checkpoint(path)["info"]
         card_file = path.with_suffix(".md")
         card = card_file.read_text(encoding="utf-8") if card_file.is_file() else None
@@ -87,7 +90,11 @@ def run_info(args: argparse.Namespace) -> int:
             print(json.dumps({"registry": None, "path": str(path), "checkpoint": info}, indent=2, default=str))
             return 0
         print(f"{info['name']} (version {info['version']}) - {path}")
-        print("not in the registry: a user model (unverified)")
+        print(
+            f"the file of registered model {known} (verified)"
+            if known
+            else "not in the registry: a user model (unverified)"
+        )
         print(f"inputs, in order: {', '.join(info['inputs'])}; output: {info['output']}")
         print(
             f"trained voxel size (SI AP LR, mm): {info['voxel_size']}; patch {info['patch']}; stride {info['stride']}"
