@@ -179,15 +179,16 @@ def test_import_of_a_user_model(env, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "make, message",
+    "name, make, message",
     [
-        (lambda p: p.write_text("hello"), "neither a registered model nor an MRSynth checkpoint"),
-        (lambda p: None, "does not exist"),
-        (lambda p: zipfile.ZipFile(p, "w").close(), "holds 0 .pt and 0 .md files"),
+        ("bad.pt", lambda p: p.write_text("hello"), "neither a registered model nor an MRSynth checkpoint"),
+        ("bad.pt", lambda p: None, "does not exist"),
+        ("bad.zip", lambda p: zipfile.ZipFile(p, "w").close(), "holds 0 .pt and 0 .md files"),
+        ("bad.zip", lambda p: p.write_bytes(b"PK\x03\x04 cut short"), "is not a readable zip file"),
     ],
 )
-def test_import_of_bad_files(env, tmp_path, make, message):
-    bad = tmp_path / "bad.zip"
+def test_import_of_bad_files(env, tmp_path, name, make, message):
+    bad = tmp_path / name
     make(bad)
     with pytest.raises(MRSynthError, match=message):
         import_model(bad, registry())

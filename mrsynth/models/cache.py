@@ -62,6 +62,7 @@ def file_lock(path: Path) -> Iterator[None]:
         if sys.platform == "win32":
             import msvcrt
 
+            handle.seek(0)
             while True:
                 try:
                     msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s: try again

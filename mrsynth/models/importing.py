@@ -35,9 +35,12 @@ def _unpack(source: Path, into: Path) -> tuple[Path, str | None]:
     fd, tmp = tempfile.mkstemp(prefix=".import-", suffix=".part", dir=into)
     os.close(fd)
     target = Path(tmp)
-    if not zipfile.is_zipfile(source) or source.suffix.lower() == ".pt":  # a PyTorch checkpoint is a zip too
+    if source.suffix.lower() != ".zip":  # a PyTorch checkpoint is a zip file too: only the name tells them apart
         shutil.copyfile(source, target)
         return target, None
+    if not zipfile.is_zipfile(source):
+        target.unlink()
+        raise MRSynthError(f"{source} is not a readable zip file: carry it in again")
     with zipfile.ZipFile(source) as archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         weights = [m for m in members if m.filename.lower().endswith(".pt")]
