@@ -217,3 +217,15 @@ def test_two_processes_download_the_same_model(env, server, tmp_path):
     assert {out.strip() for out in outputs} == {str(env / "held.pt").encode()}
     assert _cache_files(env) == ["held.pt"] and sha256_of(env / "held.pt") == SHA
     assert len(server.requests) == 1  # the second process found the first one's file
+
+
+def test_remove_clears_an_unfinished_download(env, capsys):
+    def cancel(done: int, total: int) -> None:
+        if done:
+            raise Cancelled("stopped by the user")
+
+    with pytest.raises(Cancelled):
+        pull(registry()["good"], progress=cancel)
+    assert len(_cache_files(env)) == 1
+    assert cli.main(["models", "remove", "good"]) == 0
+    assert "good-" in capsys.readouterr().out and _cache_files(env) == []

@@ -116,8 +116,7 @@ def state(entry: RegistryEntry, verify: bool = False) -> tuple[str, Path | None]
     if entry.bundled:
         return "bundled", entry.path()
     stored = copies(entry.name)
-    usable = [path for path in stored if (matches(path, entry) if verify else path.stat().st_size == entry.size)]
-    good = usable[0] if usable else None
+    good = next((p for p in stored if (matches(p, entry) if verify else p.stat().st_size == entry.size)), None)
     if good is not None:
         where = "downloaded" if good.parent == cache_dir() else f"in shared cache {good.parent}"
         return where + (", verified" if verify else ""), good
@@ -152,10 +151,8 @@ def verify_all(entries: dict[str, RegistryEntry]) -> list[Check]:
         paths = [entry.path()] if entry.bundled else copies(entry.name)
         for path in paths:
             ok = matches(path, entry)
-            note = "ok" if ok else "FAILS its sha256/size check: run 'mrsynth models pull " + entry.name + "'"
-            if not ok and entry.bundled:
-                note = "FAILS its sha256/size check: reinstall mrsynth"
-            checks.append(Check(entry.name, path, ok, note))
+            fix = "reinstall mrsynth" if entry.bundled else f"run 'mrsynth models pull {entry.name}'"
+            checks.append(Check(entry.name, path, ok, "ok" if ok else f"FAILS its sha256/size check: {fix}"))
     for name, path in user_models(set(entries)).items():
         checks.append(Check(name, path, True, "user model (unverified: not in the registry)"))
     return checks
@@ -168,7 +165,9 @@ def remove(name: str, entries: dict[str, RegistryEntry]) -> list[Path]:
         raise MRSynthError(f"model {name} is bundled with mrsynth and cannot be removed")
     cache = cache_dir()
     target = cache / f"{name}.pt"
-    leftovers = [p for p in (cache / f"{name}.md", *(cache / ".partial").glob(f"{name}-*.part")) if p.is_file()]
+    leftovers = [
+        p for p in (cache / f"{name}.md", *(cache / ".partial").glob(f"{name}-{'?' * 16}.part")) if p.is_file()
+    ]
     if not target.is_file() and not leftovers:
         shared = [path for path in copies(name) if path.parent != cache]
         if shared:

@@ -120,19 +120,25 @@ def _transfer(url: str, part: Path, size: int, timeout: float, progress: Progres
     if progress is not None:
         progress(done, size)
     with stream, open(part, "ab" if done else "wb") as out:
-        try:
-            while chunk := stream.read(_CHUNK):
-                if done + len(chunk) > size:
-                    raise _GiveUp(f"the file there is longer than the {size} bytes the registry says")
+        while True:
+            try:
+                chunk = stream.read(_CHUNK)
+            except (OSError, http.client.HTTPException) as err:
+                raise _Retry(f"the connection broke after {done} of {size} bytes ({_reason(err, timeout)})") from None
+            if not chunk:
+                break
+            if done + len(chunk) > size:
+                raise _GiveUp(f"the file there is longer than the {size} bytes the registry says")
+            try:
                 out.write(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, size)
-        except (OSError, http.client.HTTPException) as err:
-            raise _Retry(f"the connection broke after {done} of {size} bytes ({_reason(err, timeout)})") from None
-        finally:
-            out.flush()
-            os.fsync(out.fileno())
+                out.flush()
+            except OSError as err:
+                raise MRSynthError(
+                    f"cannot write {part} ({err.strerror}): free some space or set MRSYNTH_MODELS_DIR to another folder"
+                ) from None
+            done += len(chunk)
+            if progress is not None:
+                progress(done, size)
     if done < size:
         if total is None:
             raise _GiveUp(f"the file there ends after {done} of the {size} bytes the registry says (truncated)")
