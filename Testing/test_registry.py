@@ -67,6 +67,29 @@ def test_bundled_registry_follows_its_schema():
     assert set(schema["$defs"]["model"]["properties"]) == set(entry.to_dict()) | {"urls", "card_text"}
 
 
+def test_the_schema_uses_only_keywords_the_checker_knows():
+    known = {"$schema", "$defs", "$ref", "title", "description", "type", "required", "additionalProperties"}
+    known |= {"properties", "items", "minItems", "maxItems", "minLength", "pattern", "enum", "const", "minimum"}
+    known |= {"exclusiveMinimum"}
+
+    def keywords(schema: dict) -> set[str]:
+        found = set(schema)
+        for key in ("properties", "$defs"):
+            for sub in schema.get(key, {}).values():
+                found |= keywords(sub)
+        return found | (keywords(schema["items"]) if "items" in schema else set())
+
+    assert keywords(json.loads((MODELS / "registry.schema.json").read_text())) <= known
+
+
+@pytest.mark.parametrize("action", ["list", "info", "show", "pull", "import", "remove", "verify"])
+def test_every_models_action_has_help(action, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["models", action, "--help"])
+    usage = "info" if action == "show" else action  # show is an alias of info
+    assert exit_info.value.code == 0 and f"usage: mrsynth models {usage}" in capsys.readouterr().out
+
+
 GOOD = json.loads((MODELS / "registry.json").read_text())
 
 
