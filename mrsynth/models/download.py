@@ -155,7 +155,7 @@ def _fetch(
             break
         except _Retry as err:
             if attempt == retries:
-                raise _GiveUp(f"{err} ({retries + 1} attempts)") from None
+                raise _GiveUp(f"{err}; {retries + 1} attempt{'s' if retries else ''}") from None
             time.sleep(backoff * 2**attempt)
     if sha256_of(part) != entry.sha256:
         part.unlink()
@@ -194,7 +194,8 @@ def pull(
                 continue
             os.replace(part, target)
             return target
+    mirror = f"check {MIRROR_ENV}" if os.environ.get(MIRROR_ENV, "").strip() else f"set {MIRROR_ENV} to a local mirror"
     raise MRSynthError(
-        f"could not download model {entry.name} ({'; '.join(failures)}): check the network or the URL, "
-        f"set {MIRROR_ENV} to a local mirror, or bring the file in by hand with 'mrsynth models import FILE'"
+        f"could not download model {entry.name} ({' | '.join(failures)}): check the network or the URL, {mirror}, "
+        "or bring the file in by hand with 'mrsynth models import FILE'"
     )
