@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -139,6 +140,17 @@ def test_file_url_download_and_resolution_order(env, data):
         resolve("remote")
     assert pull(registry()["remote"]).read_bytes() == data  # pull replaces it
     assert resolve(BUNDLED) == BUNDLED  # a file path works as before
+
+
+def test_registry_entry_must_agree_with_its_checkpoint(env, tmp_path, monkeypatch):
+    reg = json.loads(Path(os.environ["MRSYNTH_REGISTRY"]).read_text())
+    reg["models"][0]["inputs"] = ["T2w"]
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(reg))
+    monkeypatch.setenv("MRSYNTH_REGISTRY", str(wrong))
+    resolve("remote", download=True)
+    with pytest.raises(MRSynthError, match=r"registry says model remote maps \['T2w'\] -> T2w but its checkpoint"):
+        load_model("remote")
 
 
 def test_shared_read_only_cache(env, data, tmp_path, monkeypatch, capsys):

@@ -61,4 +61,11 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     """Load a registered model by name, a user model, or any checkpoint file (always ``weights_only``)."""
     from ..checkpoint import load_checkpoint
 
-    return load_checkpoint(resolve(name_or_path), device=device)
+    loaded = load_checkpoint(resolve(name_or_path), device=device)
+    entry = registry().get(str(name_or_path))
+    if entry is not None and (loaded.info.inputs, loaded.info.output) != (entry.inputs, entry.output):
+        raise MRSynthError(
+            f"the registry says model {entry.name} maps {entry.inputs} -> {entry.output} but its checkpoint says "
+            f"{loaded.info.inputs} -> {loaded.info.output}: the registry entry is wrong, fix it"
+        )
+    return loaded
