@@ -59,4 +59,4 @@ def test_bundled_default_model_is_registered_and_verified():
     entry = entries["gre-to-tse-sim"]
     assert entry.inputs == ["GE_aOP", "GE_aIP"]
     assert entry.path().stat().st_size == entry.size < 5_000_000
-    assert "simulated" in entry.card_text()
+    assert "simulated" in entry.card_markdown()

@@ -21,6 +21,7 @@ from mrsynth.checkpoint import read_checkpoint
 from mrsynth.demo import demo
 from mrsynth.files import atomic_path
 from mrsynth.models import sha256_of
+from mrsynth.models.registry import parse_registry
 
 MODELS = Path(__file__).resolve().parents[1] / "mrsynth" / "models"
 
@@ -83,6 +84,10 @@ def main() -> None:
         "inputs": info["inputs"],
         "output": info["output"],
         "voxel_size": info["voxel_size"],
+        "orientation": "any",  # axes are read from the direction cosines
+        "patch": info["patch"],
+        "stride": info["stride"],
+        "mode": "fast",
         "file": target.name,
         "sha256": sha256_of(target),
         "size": target.stat().st_size,
@@ -90,6 +95,7 @@ def main() -> None:
         "card": card_file.name,
     }
     registry["models"] = [m for m in registry["models"] if m["name"] != name] + [entry]
+    parse_registry(registry, MODELS, str(registry_path))  # never write a registry that mrsynth would refuse
     with atomic_path(registry_path) as tmp_reg:
         tmp_reg.write_text(json.dumps(registry, indent=2) + "\n", encoding="utf-8")
     print(card)

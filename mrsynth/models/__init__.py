@@ -1,76 +1,71 @@
-"""The model registry: models are found by name, bundled files are verified by sha256 before use."""
+"""The model registry: every caller (CLI, Slicer modules, scripts) finds models by name through here.
+
+A name resolves to its bundled file or a cached copy, each checked against the registry's sha256
+before use; a user's own imported model is found in the cache by its name; a file path works as is.
+Nothing is downloaded unless asked (``download=True`` or ``mrsynth models pull``).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..checkpoint import LoadedModel, load_checkpoint
 from ..errors import MRSynthError
+from .cache import copies, user_models, verified_copy
+from .download import Progress, pull
+from .registry import RegistryEntry, registry, sha256_of
 
-_PACKAGE = "mrsynth.models"
+if TYPE_CHECKING:
+    import torch
 
+    from ..checkpoint import LoadedModel
 
-@dataclass(frozen=True)
-class RegistryEntry:
-    """One registered model: what it does, and where its verified weights are."""
-
-    name: str
-    version: str
-    task: str
-    inputs: list[str]
-    output: str
-    voxel_size: list[float]
-    file: str
-    sha256: str
-    size: int
-    licence: str
-    card: str  # file name of the model card (Markdown) beside the weights
-
-    def path(self) -> Path:
-        return Path(str(resources.files(_PACKAGE).joinpath(self.file)))
-
-    def card_text(self) -> str:
-        return resources.files(_PACKAGE).joinpath(self.card).read_text(encoding="utf-8")
+__all__ = ["RegistryEntry", "load_model", "pull", "registry", "resolve", "sha256_of"]
 
 
-def registry() -> dict[str, RegistryEntry]:
-    """All registered models by name."""
-    text = resources.files(_PACKAGE).joinpath("registry.json").read_text(encoding="utf-8")
-    return {entry["name"]: RegistryEntry(**entry) for entry in json.loads(text)["models"]}
+def _registered_file(entry: RegistryEntry, download: bool, progress: Progress | None) -> Path:
+    found = verified_copy(entry)
+    if found is not None:
+        return found
+    if download:
+        return pull(entry, progress=progress)
+    damaged = copies(entry.name)
+    if damaged:
+        raise MRSynthError(
+            f"the stored copy {damaged[0]} of model {entry.name} fails its sha256 check (damaged or another version): "
+            f"run `mrsynth models pull {entry.name}` to replace it"
+        )
+    raise MRSynthError(
+        f"model {entry.name} is not downloaded: run `mrsynth models pull {entry.name}` "
+        "(or `mrsynth models import FILE` offline)"
+    )
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve(name_or_path: str | Path) -> Path:
-    """The checkpoint file for a registered name (verified) or an existing file path."""
+def resolve(name_or_path: str | Path, download: bool = False, progress: Progress | None = None) -> Path:
+    """The checkpoint file for a registered name (verified), an existing file, or a user model in the cache."""
     entries = registry()
-    if str(name_or_path) in entries:
-        entry = entries[str(name_or_path)]
-        path = entry.path()
-        if not path.is_file():
-            raise MRSynthError(f"model {entry.name} is registered but its file {path} is missing: reinstall mrsynth")
-        if sha256_of(path) != entry.sha256:
-            raise MRSynthError(f"model {entry.name}: {path} fails its sha256 check (damaged file): reinstall mrsynth")
-        return path
+    key = str(name_or_path)
+    if key in entries:
+        return _registered_file(entries[key], download, progress)
     path = Path(name_or_path)
     if path.is_file():
         return path
-    known = ", ".join(sorted(entries)) or "none"
-    raise MRSynthError(f"{name_or_path} is neither a registered model ({known}) nor a checkpoint file: check the name")
+    users = user_models(set(entries))
+    if key in users:
+        return users[key]
+    known = ", ".join(sorted([*entries, *users])) or "none"
+    raise MRSynthError(f"{name_or_path} is neither a known model ({known}) nor a checkpoint file: check the name")
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a registered model by name, or any checkpoint file."""
-    return load_checkpoint(resolve(name_or_path), device=device)
+    """Load a registered model by name, a user model, or any checkpoint file (always ``weights_only``)."""
+    from ..checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(resolve(name_or_path), device=device)
+    entry = registry().get(str(name_or_path))
+    if entry is not None and (loaded.info.inputs, loaded.info.output) != (entry.inputs, entry.output):
+        raise MRSynthError(
+            f"the registry says model {entry.name} maps {entry.inputs} -> {entry.output} but its checkpoint says "
+            f"{loaded.info.inputs} -> {loaded.info.output}: the registry entry is wrong, fix it"
+        )
+    return loaded
