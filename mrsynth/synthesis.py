@@ -200,10 +200,9 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),
-        default="fast",
         help="fast: full-context tiles, one network pass with whole-volume context (best on CPUs); paper: "
         "Gaussian sliding windows at stride 18 18 4 as in the paper; smooth: stride 18 18 1 (slowest, fewest "
-        "slice artifacts) (default: %(default)s)",
+        "slice artifacts) (default: the model's registered preset, else fast)",
     )
     parser.add_argument(
         "--mode", choices=MODES, help="override the preset's mode (full-context or sliding, the paper's windows)"
@@ -262,8 +261,17 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def default_preset(model: str) -> str:
+    """The registry's preset for a registered model name; ``fast`` for checkpoint files."""
+    from .models import registry
+
+    entry = registry().get(model)
+    return entry.mode if entry is not None else "fast"
+
+
 def inference_options(args: argparse.Namespace) -> InferenceOptions:
-    """The engine options from the preset and the flags that override it."""
+    """The engine options from the preset (given, or the model's default) and the flags that override it."""
+    preset = args.preset or default_preset(args.model)
     mode = args.mode or ("sliding" if args.stride is not None else None)
     if args.stride is not None and mode != "sliding":
         raise MRSynthError("--stride applies to the sliding mode only: drop --mode full-context or --stride")
@@ -277,9 +285,9 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
     }
     if mode is not None:
         changes["mode"] = mode
-        preset_mode, preset_stride = PRESETS[args.preset]
+        preset_mode, preset_stride = PRESETS[preset]
         changes["stride"] = tuple(args.stride) if args.stride else (preset_stride if mode == preset_mode else None)
-    return InferenceOptions.preset(args.preset, **changes)
+    return InferenceOptions.preset(preset, **changes)
 
 
 def _check_output(path: str) -> Path:
