@@ -47,7 +47,7 @@ def env(data, tmp_path, monkeypatch):
     entry = {
         "name": "remote", "version": "1", "task": "contrast-synthesis", "inputs": ["T1w"], "output": "T2w",
         "voxel_size": [1.0, 1.0, 1.0], "orientation": "RAS", "patch": [16, 16, 8], "stride": [8, 8, 4],
-        "mode": "sliding", "urls": [served.as_uri()], "sha256": sha256_of(served), "size": len(data),
+        "mode": "paper", "urls": [served.as_uri()], "sha256": sha256_of(served), "size": len(data),
         "licence": "CC-BY-4.0", "card_text": "# remote\n\nServed by file://.",
     }  # fmt: skip
     reg = tmp_path / "extra.json"
