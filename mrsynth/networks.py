@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import MRSynthError
+from .unet import UNet
 
 Triple = tuple[int, int, int]
 
@@ -89,7 +90,22 @@ class HighResNet(nn.Module):
         return tuple(per_axis)  # type: ignore[return-value]
 
 
-ARCHITECTURES = {"HighResNet": HighResNet}
+ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet}
+
+
+def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:
+    """Constructor arguments from a training config's ``model`` section.
+
+    HighResNet takes ``blocks_per_stage`` and gets dilations made isotropic for ``voxel_size``;
+    U-Net takes ``levels`` and ``batch_norm`` (U-Net+BN of the paper).
+    """
+    common = {"in_channels": in_channels, "out_channels": 1, "width": int(model["width"]), "padding": model["padding"]}
+    if model["architecture"] == "HighResNet":
+        dilations = [list(d) for d in isotropic_dilations(voxel_size)]
+        return common | {"blocks_per_stage": int(model["blocks_per_stage"]), "dilations": dilations}
+    if model["architecture"] == "UNet":
+        return common | {"levels": int(model["levels"]), "batch_norm": bool(model["batch_norm"])}
+    raise MRSynthError(f"unknown architecture {model['architecture']!r}: use {' or '.join(ARCHITECTURES)}")
 
 
 def build_network(architecture: str, arguments: dict) -> nn.Module:

@@ -112,7 +112,10 @@ def boxes_touching(mask: np.ndarray, size: Sequence[int], corners: Sequence[Sequ
 def default_halo(network: nn.Module) -> Triple:
     """Half the network's receptive field per axis: the context a voxel's output depends on."""
     if not hasattr(network, "receptive_field"):
-        raise MRSynthError(f"{type(network).__name__} does not report its receptive field: give full_context a halo")
+        raise MRSynthError(
+            f"{type(network).__name__} does not report its receptive field, so full-context tiles cannot be cut "
+            "exactly: use sliding windows (--preset paper)"
+        )
     return tuple(int(r) // 2 for r in network.receptive_field())  # type: ignore[return-value]
 
 

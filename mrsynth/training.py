@@ -30,7 +30,7 @@ from .errors import MRSynthError
 from .files import atomic_path
 from .highlow import downsample_lr, estimate_pair_start, inference_kernel
 from .inference import resolve_device
-from .networks import build_network, isotropic_dilations
+from .networks import build_network, network_arguments
 
 DEFAULTS: dict[str, Any] = {
     "name": "my-model",
@@ -43,7 +43,15 @@ DEFAULTS: dict[str, Any] = {
         "target": "TSE_thick",
         "mask": "head_mask",
     },
-    "model": {"architecture": "HighResNet", "width": 16, "blocks_per_stage": 3, "padding": "reflect"},
+    # blocks_per_stage: HighResNet; levels and batch_norm: UNet (batch_norm true = the paper's U-Net+BN)
+    "model": {
+        "architecture": "HighResNet",
+        "width": 16,
+        "blocks_per_stage": 3,
+        "levels": 4,
+        "batch_norm": False,
+        "padding": "reflect",
+    },
     "approach": "high-to-low",
     "pair_start": "auto",
     "patch": [56, 56, 32],
@@ -125,14 +133,7 @@ class Trainer:
         self.pair_start = self._pair_start()
         self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
         model = config["model"]
-        self.arguments = {
-            "in_channels": len(data["inputs"]),
-            "out_channels": 1,
-            "width": int(model["width"]),
-            "blocks_per_stage": int(model["blocks_per_stage"]),
-            "dilations": [list(d) for d in isotropic_dilations(self.voxel_size)],
-            "padding": model["padding"],
-        }
+        self.arguments = network_arguments(model, len(data["inputs"]), self.voxel_size)
         seed = int(config["seed"])
         torch.manual_seed(seed)
         self.network = build_network(model["architecture"], self.arguments).to(self.device)
