@@ -209,3 +209,42 @@ def test_init_weights_starts_from_another_model_and_refuses_a_mismatch(cases, tm
         torch.testing.assert_close(second.network.state_dict()[name], value)
     with pytest.raises(MRSynthError, match="does not fit"):
         Trainer(_config(cases, init_weights=str(first), model={"width": 3, "blocks_per_stage": 1}), tmp_path / "c")
+
+
+def test_unet_with_mind_loss_trains_and_is_described_in_its_checkpoint(cases, tmp_path):
+    model = {"architecture": "UNet", "width": 2, "levels": 3, "batch_norm": True, "padding": "zeros"}
+    path = train(_config(cases, model=model, mind_weight=0.1, iterations=2), tmp_path / "run")
+    loaded = load_checkpoint(path)
+    assert loaded.info.architecture == "UNet" and loaded.info.arguments["batch_norm"] is True
+    assert loaded.info.training["config"]["mind_weight"] == 0.1
+
+
+def test_mind_weight_adds_the_mind_term_to_the_loss(cases, tmp_path):
+    from mrsynth.losses import mind_loss
+    from mrsynth.training import Trainer
+
+    plain = Trainer(_config(cases), tmp_path / "a")
+    with_mind = Trainer(_config(cases, mind_weight=0.1), tmp_path / "b")
+    x, y, k = plain.sampler.draw(2)
+    l1 = plain.loss(x, y, k, flip=False)
+    total = with_mind.loss(x, y, k, flip=False)  # same seed: same initial network
+    out = plain.network(torch.from_numpy(x))
+    expected = l1 + 0.1 * mind_loss(out, torch.from_numpy(x[:, -1:]), plain.voxel_size)
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5) and total.item() > l1.item()
+
+
+def test_early_stopping_ends_a_run_and_survives_resume(cases, tmp_path):
+    rule = {"patience": 2, "min_delta": 0.5, "sigma": 0}  # no 50 % improvement: stop after 2 more epochs
+    run = tmp_path / "run"
+    path = train(_config(cases, iterations=40, early_stopping=rule), run)
+    info = load_checkpoint(path).info.training
+    with open(run / "log.csv") as handle:
+        last = int(list(csv.DictReader(handle))[-1]["iteration"])
+    assert last == 3 * 2  # 3 validations (epochs of 2 iterations): best at the first, then 2 without
+    assert read_checkpoint(run / "checkpoints" / "last.pt")["extra"]["stopped_early"]
+    assert info["iterations"] <= last
+    train(resume=run)  # a stopped run stays stopped
+    with open(run / "log.csv") as handle:
+        assert int(list(csv.DictReader(handle))[-1]["iteration"]) == last
+    with pytest.raises(MRSynthError, match="early_stopping takes"):
+        train(_config(cases, early_stopping={"patience": 2, "wait": 3}), tmp_path / "bad")

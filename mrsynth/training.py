@@ -26,10 +26,12 @@ import yaml
 
 from .checkpoint import ModelInfo, read_checkpoint, save_checkpoint
 from .data import Case, PatchSampler
+from .early_stopping import EarlyStopping
 from .errors import MRSynthError
 from .files import atomic_path
 from .highlow import downsample_lr, estimate_pair_start, inference_kernel
 from .inference import resolve_device
+from .losses import mind_loss
 from .networks import build_network, network_arguments
 
 DEFAULTS: dict[str, Any] = {
@@ -66,6 +68,12 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 50,
     "flip": True,
     "random_offsets": True,
+    # L = L1 + mind_weight * MIND(sTSE_HR, GE aIP) on Sobel features (eq. 2; the paper used 0 and 0.1);
+    # the aIP GE is the last input
+    "mind_weight": 0.0,
+    # stop when the validation loss smoothed by a Gaussian of `sigma` epochs has not fallen by
+    # `min_delta` (relative) below its best for `patience` epochs (section II.D.1); null: never
+    "early_stopping": None,
     "seed": 0,
     "init_weights": None,
     "device": "auto",
@@ -150,6 +158,19 @@ class Trainer:
         self.val_batches = self._validation_batches(seed + 1)
         self.iteration = 0
         self.best_val = float("inf")
+        self.stopper = self._early_stopping(config["early_stopping"])
+        self.stopped_early = False
+        self.mind_weight = float(config["mind_weight"])
+
+    def _early_stopping(self, rule: dict[str, float] | None) -> EarlyStopping | None:
+        if not rule:
+            return None
+        if not self.val_cases:
+            raise MRSynthError("early_stopping watches the validation loss: give validation cases in data.val")
+        known = {"patience", "min_delta", "sigma"}
+        if not isinstance(rule, dict) or set(rule) - known:
+            raise MRSynthError(f"early_stopping takes {', '.join(sorted(known))} (or null), not {rule!r}")
+        return EarlyStopping(**rule)
 
     def _init_weights(self, path: Path) -> None:
         """Start from another model's weights (fine-tuning a bundled model on a site's own data, say)."""
@@ -198,7 +219,10 @@ class Trainer:
         else:
             out = self.network(xt)
         low = downsample_lr(out, torch.from_numpy(k).to(self.device))
-        return torch.nn.functional.l1_loss(low, torch.from_numpy(y).to(self.device))
+        loss = torch.nn.functional.l1_loss(low, torch.from_numpy(y).to(self.device))
+        if self.mind_weight:
+            loss = loss + self.mind_weight * mind_loss(out, xt[:, -1:], self.voxel_size)
+        return loss
 
     def validate(self) -> float:
         if not self.val_batches:
@@ -229,6 +253,7 @@ class Trainer:
                 "pair_start": self.pair_start,
                 "iterations": self.iteration,
                 "best_val_loss": self.best_val,
+                "stopped_early": self.stopped_early,
             },
         )
 
@@ -239,6 +264,8 @@ class Trainer:
             "best_val": self.best_val,
             "sampler": self.sampler.state(),
             "torch_rng": torch.get_rng_state(),
+            "val_history": self.stopper.history if self.stopper else [],
+            "stopped_early": self.stopped_early,
         }
         return save_checkpoint(self.run_dir / "checkpoints" / name, self.network, self.model_info(), extra)
 
@@ -253,6 +280,9 @@ class Trainer:
         self.best_val = float(extra["best_val"])
         self.sampler.restore(extra["sampler"])
         torch.set_rng_state(extra["torch_rng"])
+        if self.stopper is not None:
+            self.stopper.history = [float(v) for v in extra.get("val_history", [])]
+        self.stopped_early = bool(extra.get("stopped_early", False))
 
     def run(self, progress: ProgressCallback | None = None) -> Path:
         """Train to ``iterations``; returns the exported model (best validation loss, else last)."""
@@ -266,7 +296,7 @@ class Trainer:
         batch = int(self.config["batch_size"])
         started = time.time()
         try:
-            while self.iteration < total:
+            while self.iteration < total and not self.stopped_early:
                 x, y, k = self.sampler.draw(batch)
                 lr = self.learning_rate()
                 for group in self.optimizer.param_groups:
@@ -283,6 +313,9 @@ class Trainer:
                     if row["val_loss"] < self.best_val:
                         self.best_val = row["val_loss"]
                         self.save("best.pt")
+                    if self.stopper is not None and self.stopper.update(row["val_loss"]):
+                        total = self.iteration  # early stop: this is the last iteration
+                        self.stopped_early = True
                 row["seconds"] = time.time() - started
                 log.write(row)
                 writer.add_scalar("loss/train", row["train_loss"], self.iteration)
