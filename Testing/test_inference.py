@@ -8,11 +8,10 @@ import torch
 from torch import nn
 
 from mrsynth.errors import Cancelled, MRSynthError
-from mrsynth.highlow import downsample_lr
+from mrsynth.highlow import downsample_lr, lr_configurations, mirrored_configurations, shift_kernel
 from mrsynth.inference import InferenceOptions, full_context, resolve_device, sliding_window
 from mrsynth.networks import HighResNet
 from mrsynth.tiling import (
-    aligned_starts,
     boxes_touching,
     check_stride,
     gaussian_weights,
@@ -73,10 +72,10 @@ def test_window_starts_cover_the_axis(length, patch, stride):
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3, 4, 6, 8])
-def test_aligned_starts_are_the_thick_slice_windows_and_cover_the_axis(stride):
+def test_windows_on_thick_slice_boundaries_cover_the_axis(stride):
     starts = window_starts(64, 16, stride)
-    chosen = aligned_starts(starts, 4)
-    assert chosen == [s for s in starts if s % 4 == 0] and chosen[0] == 0 and chosen[-1] == 48
+    chosen = [s for s in starts if s % 4 == 0]
+    assert chosen[0] == 0 and chosen[-1] == 48
     assert max(b - a for a, b in zip(chosen, chosen[1:], strict=False)) <= 16
     check_stride((8, 8, stride), (16, 16, 16), 4)  # lcm(stride, 4) <= 16: no gap
     with pytest.raises(MRSynthError, match="come every 60 voxels"):
@@ -115,8 +114,10 @@ def test_sliding_identity_reproduces_input_and_its_downsampling(stride, shape):
 def _brute_force(x, network, patch, stride, kernel, factor=4):
     """Independent Gaussian-weighted fusion, one window at a time, straight from the paper's text.
 
-    sTSE_LR takes the windows that start on a thick-slice boundary (LR start a multiple of ``factor``).
+    sTSE_LR takes the windows that start on a thick-slice boundary (LR start a multiple of ``factor``),
+    or, when ``kernel`` maps LR offsets to kernels, windows starting at factor * t + o for each o.
     """
+    configurations = kernel if isinstance(kernel, dict) else {0: kernel}
     shape = x.shape[1:]
     starts = []
     for n, p, s in zip(shape, patch, stride, strict=True):
@@ -130,16 +131,17 @@ def _brute_force(x, network, patch, stride, kernel, factor=4):
     hr_num, hr_den = np.zeros(shape), np.zeros(shape)
     lr_shape = (shape[0], shape[1], shape[2] // factor)
     lr_num, lr_den = np.zeros(lr_shape), np.zeros(lr_shape)
-    k = np.asarray(kernel)
     for a, b, c in itertools.product(*starts):
         window = x[None, :, a : a + patch[0], b : b + patch[1], c : c + patch[2]]
         y = network(torch.from_numpy(np.ascontiguousarray(window)))[0, 0].numpy().astype(np.float64)
         hr_num[a : a + patch[0], b : b + patch[1], c : c + patch[2]] += w * y
         hr_den[a : a + patch[0], b : b + patch[1], c : c + patch[2]] += w
-        if c % factor:
+        offsets = [o for o in configurations if (c - o) % factor == 0]
+        if not offsets:
             continue
+        k = np.asarray(configurations[offsets[0]])
         thick = (y.reshape(patch[0], patch[1], -1, factor) * k).sum(-1)
-        t = c // factor
+        t = (c - offsets[0]) // factor
         lr_num[a : a + patch[0], b : b + patch[1], t : t + patch[2] // factor] += w_lr * thick
         lr_den[a : a + patch[0], b : b + patch[1], t : t + patch[2] // factor] += w_lr
     return hr_num / hr_den, lr_num / lr_den
@@ -165,6 +167,40 @@ def test_sliding_without_lr_allows_any_stride_and_reports_progress():
     assert lr is None
     np.testing.assert_allclose(hr, x, atol=1e-5)
     assert calls[-1][0] == calls[-1][1] and len(calls) == -(-calls[-1][1] // 4)
+
+
+FOUR = {0: (0.1, 0.4, 0.4, 0.1), 1: (0.4, 0.4, 0.2, 0.0), 2: (0.5, 0.5, 0.0, 0.0), -1: (0.0, 0.2, 0.4, 0.4)}
+
+
+@pytest.mark.parametrize("configurations", [FOUR, {o: k for o, k in FOUR.items() if o != -1}])
+def test_sliding_fuses_each_patch_configuration_with_its_own_kernel(configurations):
+    x = _volume((41, 37, 28), seed=11)
+    net = WindowDependent()
+    hr, lr, _ = sliding_window(x, net, PATCH, (18, 18, 1), lr_kernel=configurations)
+    hr_ref, lr_ref = _brute_force(x, net, PATCH, (18, 18, 1), configurations)
+    np.testing.assert_allclose(hr[0], hr_ref, atol=1e-5)
+    np.testing.assert_allclose(lr[0], lr_ref, atol=1e-5)
+    only_k = sliding_window(x, net, PATCH, (18, 18, 1), lr_kernel=FOUR[0]).lr
+    assert not np.allclose(lr, only_k, atol=1e-3)  # the other configurations change sTSE_LR
+
+
+def test_an_identity_network_gives_the_same_lr_from_every_configuration():
+    """With kernels that all describe one slice profile, every configuration predicts the same thick slice."""
+    profile = (0.0, 0.5, 0.5, 0.0)  # thick slice j = mean of HR slices 4j+1 and 4j+2
+    configurations = {0: profile, 1: shift_kernel(profile, 1), -1: shift_kernel(profile, -1)}
+    x = _volume((41, 37, 28), seed=12)
+    _, lr, _ = sliding_window(x, FirstChannel(), PATCH, (18, 18, 1), lr_kernel=configurations)
+    np.testing.assert_allclose(lr, downsample_lr(torch.from_numpy(x[:1]), profile).numpy(), atol=1e-5)
+
+
+def test_kernel_shifts_and_mirrors():
+    assert shift_kernel((0.1, 0.2, 0.3, 0.4), 1) == pytest.approx((0.2 / 0.9, 0.3 / 0.9, 0.4 / 0.9, 0.0))
+    assert shift_kernel((0.1, 0.2, 0.3, 0.4), -1) == pytest.approx((0.0, 0.1 / 0.6, 0.2 / 0.6, 0.3 / 0.6))
+    assert mirrored_configurations({1: (0.4, 0.4, 0.2, 0.0)}) == {-1: (0.0, 0.2, 0.4, 0.4)}
+    with pytest.raises(ValueError, match="must include 0"):
+        lr_configurations({1: FOUR[1]})
+    with pytest.raises(ValueError, match="distinct modulo 4"):
+        lr_configurations({0: FOUR[0], 3: FOUR[1], -1: FOUR[2]})
 
 
 def test_bad_strides_and_options_are_rejected():

@@ -40,6 +40,8 @@ class ModelInfo:
     approach: str = "high-to-low"
     slice_factor: int = 4
     lr_kernel: list[float] | None = None
+    # kernels fitted with the network frozen (kernel_training), by patch configuration: LR offset as text
+    trained_lr_kernels: dict[str, list[float]] = field(default_factory=dict)
     normalisation: dict[str, Any] = field(
         default_factory=lambda: {
             "method": "p99",

@@ -32,12 +32,15 @@ to the thick TSE), so real data need no hand-set value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
 SLICE_FACTOR = 4
+
+# One kernel (configuration k, offset 0), or kernels by LR offset of the window (section IV.C)
+LrKernels = Sequence[float] | Mapping[int, Sequence[float]]
 
 _HALF = 0.5
 # (offset relative to p, kernel, multiplicity)
@@ -104,3 +107,42 @@ def estimate_pair_start(ge_hr: np.ndarray, tse_thick: np.ndarray, mask: np.ndarr
             a, b = a[m], b[m]
         scores.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
     return max(range(SLICE_FACTOR - 1), key=lambda p: scores[p] + scores[p + 1])
+
+
+def lr_configurations(kernels: LrKernels, factor: int = SLICE_FACTOR) -> dict[int, tuple[float, ...]]:
+    """Kernels by patch configuration (LR offset o: the window starts at factor * t + o), checked.
+
+    A single kernel means configuration k alone (offset 0), the paper's inference. Offsets must lie
+    in -(factor-1)..factor-1, be distinct modulo ``factor`` (a window start belongs to one
+    configuration) and include 0, whose windows alone already cover every thick slice.
+    """
+    table = dict(kernels) if isinstance(kernels, Mapping) else {0: kernels}
+    checked: dict[int, tuple[float, ...]] = {}
+    for offset, kernel in table.items():
+        if not -factor < int(offset) < factor:
+            raise ValueError(f"LR offset {offset} must lie in {-factor + 1}..{factor - 1}")
+        if len(kernel) != factor:
+            raise ValueError(f"kernel {tuple(kernel)} for offset {offset} needs {factor} weights")
+        checked[int(offset)] = tuple(float(w) for w in kernel)
+    if 0 not in checked or len({o % factor for o in checked}) != len(checked):
+        raise ValueError(f"LR offsets {sorted(checked)} must include 0 and be distinct modulo {factor}")
+    return checked
+
+
+def shift_kernel(kernel: Sequence[float], by: int) -> tuple[float, ...]:
+    """The kernel for a window moved ``by`` slices to the right (section IV.C), renormalised to sum 1.
+
+    The thick slice stays where it is, so its weights move left: [a, b, c, d] becomes [b, c, d, 0]
+    for ``by`` = 1 and [0, a, b, c] for ``by`` = -1.
+    """
+    n = len(kernel)
+    moved = [kernel[i + by] if 0 <= i + by < n else 0.0 for i in range(n)]
+    total = sum(moved)
+    if total <= 0:
+        raise ValueError(f"moving {tuple(kernel)} by {by} leaves no weight")
+    return tuple(w / total for w in moved)
+
+
+def mirrored_configurations(configurations: Mapping[int, Sequence[float]]) -> dict[int, tuple[float, ...]]:
+    """The configurations of the left-right mirrored volume: offset o becomes -o, its kernel reversed."""
+    return {-offset: tuple(kernel[::-1]) for offset, kernel in configurations.items()}

@@ -32,10 +32,9 @@ import torch
 from torch import nn
 
 from .errors import MRSynthError
-from .highlow import SLICE_FACTOR, downsample_lr
+from .highlow import SLICE_FACTOR, LrKernels, downsample_lr, lr_configurations
 from .tiling import (
     DEFAULT_MEMORY_GB,
-    aligned_starts,
     boxes_touching,
     check_stride,
     cores,
@@ -250,7 +249,7 @@ def sliding_window(
     stride: Sequence[int],
     *,
     options: InferenceOptions | None = None,
-    lr_kernel: Sequence[float] | None = None,
+    lr_kernel: LrKernels | None = None,
     slice_factor: int = SLICE_FACTOR,
     mask: np.ndarray | None = None,
     device: str | torch.device = "cpu",
@@ -261,7 +260,11 @@ def sliding_window(
     With ``lr_kernel`` each window that starts at a multiple of ``slice_factor`` along LR is also
     downsampled (offset 0) and accumulated on the thick grid with the Gaussian reduced to thick slices
     (mean over each group of ``slice_factor``), so sTSE_HR and sTSE_LR are fused at once; the LR
-    length of ``inputs`` and the patch must then be multiples of ``slice_factor``. Axes shorter than
+    length of ``inputs`` and the patch must then be multiples of ``slice_factor``. ``lr_kernel`` may
+    also map patch configurations (LR offsets, section IV.C) to their own kernels, e.g. {0: k0,
+    1: k1, 2: k2, -1: k3} for configurations k..k+3 at LR stride 1: a window starting at 4t + o is
+    then reduced with the kernel of offset o and its block m put on thick slice t + m (see
+    ``highlow.lr_configurations``). Axes shorter than
     the patch are reflect-padded at their end and cropped back. With ``options.skip_background``,
     windows holding no voxel of ``mask`` (paper order, the volume's shape) are not run. ``progress(done,
     total)`` is called with the number of windows after each batch; an exception it raises
@@ -276,6 +279,8 @@ def sliding_window(
     shape = tuple(x.shape[1:])
     mask = _check_mask(mask, shape)
     fuse_lr = lr_kernel is not None
+    configurations = lr_configurations(lr_kernel, slice_factor) if fuse_lr else {}
+    phases = {offset % slice_factor: offset for offset in configurations}
     if fuse_lr:
         _check_lr(shape, slice_factor)
         if patch[2] % slice_factor:
@@ -286,7 +291,6 @@ def sliding_window(
     padded = tuple(max(n, p) for n, p in zip(shape, patch, strict=True))
     x = _pad_end(x, padded)
     starts = [window_starts(n, p, s) for n, p, s in zip(padded, patch, stride, strict=True)]
-    lr_starts = set(aligned_starts(starts[2], slice_factor)) if fuse_lr else set()
     windows = list(itertools.product(*starts))
     report = InferenceReport(mode="sliding", total=len(windows), batch_size=options.batch_size)
     if options.skip_background and mask is not None:
@@ -302,7 +306,9 @@ def sliding_window(
     hr_weight = torch.zeros(padded, device=buffers)
     hr_sum: torch.Tensor | None = None
     if fuse_lr:
-        kernel = torch.as_tensor(lr_kernel, dtype=torch.float32, device=device)
+        kernels = torch.zeros((slice_factor, slice_factor), device=device)  # one row per phase of the start
+        for phase, offset in phases.items():
+            kernels[phase] = torch.as_tensor(configurations[offset], dtype=torch.float32)
         thick_patch = patch[2] // slice_factor
         lr_weights = weights.reshape(*patch[:2], thick_patch, slice_factor).mean(-1)
         lr_shape = (*padded[:2], padded[2] // slice_factor)
@@ -317,7 +323,9 @@ def sliding_window(
             crops = torch.stack([x[:, a : a + patch[0], b : b + patch[1], c : c + patch[2]] for a, b, c in batch])
             try:
                 out = run(crops)
-                lr_out = downsample_lr(out, kernel, slice_factor) if fuse_lr else None
+                if fuse_lr:
+                    batch_kernels = kernels[[c % slice_factor for _, _, c in batch]]
+                    lr_out = downsample_lr(out, batch_kernels, slice_factor)
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise MRSynthError(
@@ -339,8 +347,8 @@ def sliding_window(
                 region = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(c, c + patch[2]))
                 hr_sum[(slice(None), *region)].addcmul_(out[item], weights)
                 hr_weight[region] += weights
-                if c in lr_starts:
-                    t = c // slice_factor
+                if fuse_lr and c % slice_factor in phases:
+                    t = (c - phases[c % slice_factor]) // slice_factor
                     thick = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(t, t + thick_patch))
                     lr_sum[(slice(None), *thick)].addcmul_(lr_out[item], lr_weights)
                     lr_weight[thick] += lr_weights
@@ -371,7 +379,7 @@ def full_context(
     *,
     options: InferenceOptions | None = None,
     halo: Sequence[int] | None = None,
-    lr_kernel: Sequence[float] | None = None,
+    lr_kernel: LrKernels | None = None,
     slice_factor: int = SLICE_FACTOR,
     mask: np.ndarray | None = None,
     device: str | torch.device = "cpu",
@@ -385,9 +393,9 @@ def full_context(
     kept. With ``halo`` >= half the receptive field (the default, from ``network.receptive_field()``)
     a core voxel's output depends on nothing the cut changed. The network must be in eval mode
     (BatchNorm then acts voxel by voxel). sTSE_LR, when ``lr_kernel`` is given, is ``downsample_lr``
-    of the assembled HR. With ``options.skip_background`` tiles whose core holds no voxel of ``mask``
-    are not run (their core is 0). On CUDA out-of-memory the tiles are re-planned in half the memory.
-    ``progress(done, total)`` counts tiles.
+    of the assembled HR with configuration k's (offset 0) kernel. With ``options.skip_background``
+    tiles whose core holds no voxel of ``mask`` are not run (their core is 0). On CUDA out-of-memory
+    the tiles are re-planned smaller. ``progress(done, total)`` counts tiles.
     """
     started = time.perf_counter()
     device = torch.device(device)
@@ -423,7 +431,8 @@ def full_context(
     hr = hr[:, : shape[0], : shape[1], : shape[2]]
     lr = None
     if lr_kernel is not None:
-        lr = downsample_lr(torch.from_numpy(np.ascontiguousarray(hr)), lr_kernel, slice_factor).numpy()
+        kernel = lr_configurations(lr_kernel, slice_factor)[0]
+        lr = downsample_lr(torch.from_numpy(np.ascontiguousarray(hr)), kernel, slice_factor).numpy()
     run.finish(started)
     return InferenceOutput(hr, lr, report)
 
@@ -473,7 +482,7 @@ def infer(
     *,
     patch: Sequence[int],
     stride: Sequence[int],
-    lr_kernel: Sequence[float] | None = None,
+    lr_kernel: LrKernels | None = None,
     slice_factor: int = SLICE_FACTOR,
     mask: np.ndarray | None = None,
     device: str | torch.device = "cpu",

@@ -23,6 +23,7 @@ from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
 from .files import atomic_path, check_output_path, full_suffix
 from .grids import thick_grid
+from .highlow import LrKernels, mirrored_configurations, shift_kernel
 from .inference import MODES, PRECISIONS, PRESETS, InferenceOptions, InferenceReport, Progress, infer, resolve_device
 from .masks import body_mask, normalise_p99
 from .tiling import DEFAULT_MEMORY_GB, check_stride
@@ -48,6 +49,38 @@ class SynthesisResult:
 def input_names(info: ModelInfo) -> list[str]:
     """Names for messages, e.g. 'input 1 (GE_aOP)', in the model's input order."""
     return [f"input {i} ({name})" for i, name in enumerate(info.inputs, start=1)]
+
+
+LR_SCHEMES = ("model", "trained", "four", "three", "shifted")
+_SCHEME_OFFSETS = {"trained": (0,), "four": (0, 1, 2, -1), "three": (0, 1, 2), "shifted": (1,)}
+
+
+def lr_kernels_for(info: ModelInfo, scheme: str = "model") -> dict[int, tuple[float, ...]] | None:
+    """Kernels by patch configuration for sTSE_LR (section IV.C); None for models without sTSE_LR.
+
+    ``model``: the checkpoint's kernel on configuration k (the paper's inference); ``trained``: the
+    kernel trained with the network frozen (section II.E.6); ``four``: configurations k..k+3 each with
+    its trained kernel (for LR stride 1); ``three``: the same without k+3; ``shifted``: the cheaper
+    scheme, one kernel [a, b, c, d] trained on k+1 moved to [b, c, d, 0] for k+2 and [0, a, b, c] for k.
+    """
+    if scheme not in LR_SCHEMES:
+        raise MRSynthError(f"unknown sTSE_LR kernel scheme {scheme!r}: use {', '.join(LR_SCHEMES)}")
+    kernel = lr_kernel_of(info)
+    if kernel is None:
+        return None
+    if scheme == "model":
+        return {0: tuple(kernel)}
+    trained = {int(offset): tuple(k) for offset, k in info.trained_lr_kernels.items()}
+    missing = [o for o in _SCHEME_OFFSETS[scheme] if o not in trained]
+    if missing:
+        raise MRSynthError(
+            f"model {info.name} has no trained kernel for LR offset(s) {missing} that scheme {scheme} needs: "
+            f"run 'mrsynth train-kernel' with --offset {missing[0]} first"
+        )
+    if scheme == "shifted":
+        base = trained[1]
+        return {0: shift_kernel(base, -1), 1: base, 2: shift_kernel(base, 1)}
+    return {offset: trained[offset] for offset in _SCHEME_OFFSETS[scheme]}
 
 
 def lr_kernel_of(info: ModelInfo) -> list[float] | None:
@@ -77,6 +110,7 @@ def synthesize(
     device: str = "auto",
     mask: sitk.Image | None = None,
     flip_average: bool = True,
+    lr_scheme: str = "model",
     progress: Progress | None = None,
 ) -> SynthesisResult:
     """Run ``model`` on ``images`` (in the order of ``model.info.inputs``, all on one grid).
@@ -90,7 +124,9 @@ def synthesize(
     ``flip_average`` also runs the left-right mirrored volume and averages the two results: the LR
     flip is the augmentation the network was trained with, so both passes are valid predictions and
     their mean has less variance (on the BrainWeb test subject it raised SSIM by about 0.004). It
-    doubles the compute; ``False`` gives the paper's single pass.
+    doubles the compute; ``False`` gives the paper's single pass. ``lr_scheme`` picks the kernels
+    that make sTSE_LR in the sliding mode (``lr_kernels_for``; full-context downsamples the fused HR
+    with configuration k's kernel).
 
     ``hr`` lies on exactly the first input's grid. For High-to-low models ``lr`` lies on the thick
     grid (``grids.thick_grid``): when the LR length L is not a multiple of the slice factor the LR
@@ -106,7 +142,7 @@ def synthesize(
     for name, image in zip(names, images, strict=True):
         check_volume(image, name)
     check_same_grid(dict(zip(names, images, strict=True)))
-    kernel = lr_kernel_of(info)
+    kernel = lr_kernels_for(info, lr_scheme)
     factor = info.slice_factor
     if options.mode == "sliding":
         lr_factor = factor if kernel is not None else None
@@ -133,7 +169,7 @@ def synthesize(
     network = model.network.to(torch_device).eval()
     passes = 2 if flip_average else 1
 
-    def run(volume: np.ndarray, body: np.ndarray, lr_kernel: list[float] | None, done_passes: int) -> Any:
+    def run(volume: np.ndarray, body: np.ndarray, lr_kernel: LrKernels | None, done_passes: int) -> Any:
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done + done_passes * total, passes * total)
@@ -156,7 +192,7 @@ def synthesize(
     if flip_average:
         # The mirrored pass: LR reversed (with the whole padded LR axis, so thick-slice groups stay
         # aligned), the kernel mirrored with it, and both outputs reversed back before averaging.
-        mirrored_kernel = None if kernel is None else kernel[::-1]
+        mirrored_kernel = None if kernel is None else mirrored_configurations(kernel)
         hr_f, lr_f, second = run(
             np.ascontiguousarray(x[..., ::-1]), np.ascontiguousarray(padded_mask[..., ::-1]), mirrored_kernel, 1
         )
@@ -250,6 +286,15 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="keep the sliding-window sums on the GPU (faster, more GPU memory); default: on the CPU",
     )
+    parser.add_argument(
+        "--lr-kernels",
+        choices=LR_SCHEMES,
+        default="model",
+        help="sliding mode: kernels that make sTSE_LR. model: the checkpoint's, on windows at LR offset 0; "
+        "trained: the kernel trained with 'mrsynth train-kernel'; four: offsets 0..3 each with its trained "
+        "kernel (for LR stride 1); three: without offset 3; shifted: one kernel trained at offset 1, moved "
+        "to offsets 0 and 2 (default: %(default)s)",
+    )
     parser.add_argument("--mask", help="body mask (voxels > 0) for normalisation; default: Otsu mask of the last input")
     parser.add_argument(
         "--no-flip-average",
@@ -318,6 +363,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
     if options.stride is not None:
         factor = model.info.slice_factor if lr_kernel_of(model.info) is not None else None
         check_stride(options.stride, model.info.patch, factor)
+    lr_kernels_for(model.info, args.lr_kernels)  # a missing trained kernel is reported before any work
     if output_lr is not None and lr_kernel_of(model.info) is None:
         raise MRSynthError(f"model {model.info.name} is not a High-to-low model and has no sTSE_LR: drop --output-lr")
     names = input_names(model.info)
@@ -339,6 +385,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
             device=args.device,
             mask=mask,
             flip_average=args.flip_average,
+            lr_scheme=args.lr_kernels,
             progress=progress,
         )
     with atomic_path(output) as tmp:

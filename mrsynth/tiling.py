@@ -56,17 +56,6 @@ def window_starts(length: int, patch: int, stride: int) -> list[int]:
     return starts
 
 
-def aligned_starts(starts: Sequence[int], factor: int) -> list[int]:
-    """The starts that fall on a thick-slice boundary: the windows that also give sTSE_LR.
-
-    A window starting at a multiple of ``factor`` covers whole thick slices, so its downsampled
-    output has a place on the thick grid (configuration k of section IV.C). With an LR stride that
-    is a multiple of ``factor`` that is every window; with other strides (e.g. 1) every
-    lcm(stride, factor)-th voxel, plus the last window, which the caller aligns by padding.
-    """
-    return [s for s in starts if s % factor == 0]
-
-
 def check_stride(stride: Sequence[int], patch: Sequence[int], slice_factor: int | None = None) -> Triple:
     """Validate a stride (SI, AP, LR) for a patch; ``slice_factor`` when sTSE_LR is fused too.
 
