@@ -90,6 +90,7 @@ class PatchSampler:
     pair_start: int
     rng: np.random.Generator
     random_offsets: bool = True
+    fixed_offset: int = 0  # the LR offset of every patch when random_offsets is off (kernel training)
     next_case: int = 0
 
     def __post_init__(self) -> None:
@@ -119,7 +120,7 @@ class PatchSampler:
         if self.random_offsets:
             offset, kernel = self.combos[self.rng.integers(len(self.combos))]
         else:
-            offset, kernel = 0, offset_kernel_combinations(self.pair_start)[0][1]
+            offset, kernel = self.fixed_offset, offset_kernel_combinations(self.pair_start)[0][1]
         centre = np.unravel_index(case.candidates[self.rng.integers(len(case.candidates))], case.mask.shape)
         shape = case.inputs.shape[1:]
         starts = [int(np.clip(c - p // 2, 0, s - p)) for c, p, s in zip(centre[:2], self.patch[:2], shape[:2])]
