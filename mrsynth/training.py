@@ -32,6 +32,7 @@ from .files import atomic_path
 from .highlow import downsample_lr, estimate_pair_start, inference_kernel
 from .inference import resolve_device
 from .losses import mind_loss
+from .lowlow import ThickPatchSampler, thick_case
 from .networks import build_network, network_arguments
 
 DEFAULTS: dict[str, Any] = {
@@ -54,7 +55,8 @@ DEFAULTS: dict[str, Any] = {
         "batch_norm": False,
         "padding": "reflect",
     },
-    "approach": "high-to-low",
+    "approach": "high-to-low",  # or low-to-low (section II.D): GE resampled to the thick grid
+    "low_to_low_resampling": "weighted",  # or bspline (lowlow.RESAMPLINGS)
     "pair_start": "auto",
     "patch": [56, 56, 32],
     "stride": [18, 18, 4],
@@ -80,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,
 }
 
+APPROACHES = ("high-to-low", "low-to-low")
 RESUME_OVERRIDABLE = {"iterations", "checkpoint_every", "device", "threads"}
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -139,6 +142,13 @@ class Trainer:
         self.train_cases = [Case.load(d, *names, self.patch) for d in _case_dirs(data["train"], "train")]
         self.val_cases = [Case.load(d, *names, self.patch) for d in _case_dirs(data["val"], "val")]
         self.pair_start = self._pair_start()
+        self.approach = str(config["approach"])
+        if self.approach not in APPROACHES:
+            raise MRSynthError(f"approach must be {' or '.join(APPROACHES)}, not {self.approach!r}")
+        if self.approach == "low-to-low":
+            method = str(config["low_to_low_resampling"])
+            self.train_cases = [thick_case(c, method, self.pair_start, self.patch) for c in self.train_cases]
+            self.val_cases = [thick_case(c, method, self.pair_start, self.patch) for c in self.val_cases]
         self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
         model = config["model"]
         self.arguments = network_arguments(model, len(data["inputs"]), self.voxel_size)
@@ -152,15 +162,20 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
         )
-        self.sampler = PatchSampler(
-            self.train_cases, self.patch, self.pair_start, np.random.default_rng(seed), bool(config["random_offsets"])
-        )
+        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed), bool(config["random_offsets"]))
         self.val_batches = self._validation_batches(seed + 1)
         self.iteration = 0
         self.best_val = float("inf")
         self.stopper = self._early_stopping(config["early_stopping"])
         self.stopped_early = False
         self.mind_weight = float(config["mind_weight"])
+
+    def _sampler(
+        self, cases: list[Case], rng: np.random.Generator, random_offsets: bool = True
+    ) -> PatchSampler | ThickPatchSampler:
+        if self.approach == "low-to-low":
+            return ThickPatchSampler(cases, self.patch, rng)
+        return PatchSampler(cases, self.patch, self.pair_start, rng, random_offsets)
 
     def _early_stopping(self, rule: dict[str, float] | None) -> EarlyStopping | None:
         if not rule:
@@ -202,7 +217,7 @@ class Trainer:
     def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if not self.val_cases:
             return []
-        sampler = PatchSampler(self.val_cases, self.patch, self.pair_start, np.random.default_rng(seed))
+        sampler = self._sampler(self.val_cases, np.random.default_rng(seed))
         size = int(self.config["batch_size"])
         count = max(1, int(self.config["val_patches"]) // size)
         return [sampler.draw(size) for _ in range(count)]
@@ -211,14 +226,17 @@ class Trainer:
     def iterations_per_epoch(self) -> int:
         return max(1, int(self.config["epoch_patches"]) // int(self.config["batch_size"]))
 
-    def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
-        """L1 between the thick target and the network output reduced with each patch's kernel."""
+    def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray | None, flip: bool) -> torch.Tensor:
+        """L1 between the thick target and the network output reduced with each patch's kernel.
+
+        Low-to-low patches have no kernel (``k`` None): the output is on the target's grid already.
+        """
         xt = torch.from_numpy(x).to(self.device)
         if flip:  # mirror the anatomy the network sees; un-mirror its output so offsets/kernels stay valid
             out = self.network(xt.flip(-1)).flip(-1)
         else:
             out = self.network(xt)
-        low = downsample_lr(out, torch.from_numpy(k).to(self.device))
+        low = out if k is None else downsample_lr(out, torch.from_numpy(k).to(self.device))
         loss = torch.nn.functional.l1_loss(low, torch.from_numpy(y).to(self.device))
         if self.mind_weight:
             loss = loss + self.mind_weight * mind_loss(out, xt[:, -1:], self.voxel_size)
@@ -245,7 +263,8 @@ class Trainer:
             voxel_size=self.voxel_size,
             patch=list(self.patch),
             stride=[int(s) for s in self.config["stride"]],
-            lr_kernel=list(inference_kernel(self.pair_start)),
+            approach=self.approach,
+            lr_kernel=list(inference_kernel(self.pair_start)) if self.approach == "high-to-low" else None,
             training={
                 "config": json.loads(json.dumps(self.config)),
                 "train_cases": [c.name for c in self.train_cases],
