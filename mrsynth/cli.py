@@ -15,6 +15,7 @@ from .errors import MRSynthError
 def _parser() -> argparse.ArgumentParser:
     from .demo import add_demo_parser
     from .evaluation import add_evaluate_parser
+    from .grid_search import add_grid_search_parser
     from .kernel_training import add_train_kernel_parser
     from .model_commands import add_models_parser
     from .simulate import add_simulate_parser
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         add_simulate_parser,
         add_train_parser,
         add_train_kernel_parser,
+        add_grid_search_parser,
         add_synthesize_parser,
         add_evaluate_parser,
         add_models_parser,
