@@ -43,8 +43,14 @@ class SynthesisOutputs:
 class SynthesisJob:
     """A running synthesis: poll it, cancel it, or wait for it; ``outputs`` is set once it succeeded."""
 
-    def __init__(self, logic: SynthesisLogic, folder: Path, run: ChildRun, nodes: dict[str, Any],
-                 onFinished: Callable[[SynthesisJob], None] | None = None) -> None:
+    def __init__(
+        self,
+        logic: SynthesisLogic,
+        folder: Path,
+        run: ChildRun,
+        nodes: dict[str, Any],
+        onFinished: Callable[[SynthesisJob], None] | None = None,
+    ) -> None:
         self.logic = logic
         self.folder = folder
         self.run = run
@@ -146,6 +152,7 @@ class SynthesisLogic:
         flipAverage: bool = True,
         outputVolume: Any = None,
         outputLRVolume: Any = None,
+        registrationPreset: str | None = None,
         waitForCompletion: bool = True,
         onProgress: Callable[[int, int], None] | None = None,
         onFinished: Callable[[SynthesisJob], None] | None = None,
@@ -155,10 +162,16 @@ class SynthesisLogic:
         ``preset`` is fast, paper or smooth; a ``stride`` (SI, AP, LR) switches to the sliding windows.
         ``maskVolume`` is the body mask for normalisation and the metrics; with ``referenceVolume`` the
         relative-error and dSSIM maps and a metrics table (body, and bone with ``boneMaskVolume``) are
-        added. Blocking returns ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
+        added. ``registrationPreset`` (e.g. ``rigid``) first aligns the inputs to the reference, or to the
+        first input, with SlicerElastix (masks must then lie on that volume's grid). Blocking returns
+        ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
         """
         if not inputVolumes or any(node is None for node in inputVolumes):
             raise MRSynthError("select every input volume the model asks for")
+        if registrationPreset:
+            from .registration import register_inputs
+
+            inputVolumes = register_inputs(inputVolumes, referenceVolume, registrationPreset)
         options: dict[str, Any] = {"batch_size": int(batchSize)}
         if stride is not None:
             options.update(mode="sliding", stride=[int(s) for s in stride])
@@ -167,8 +180,10 @@ class SynthesisLogic:
             job: dict[str, Any] = {
                 "task": self.TASK,
                 "model": str(model),
-                "inputs": [self._write(node, folder, f"input{i}.nrrd", f"input {i}")
-                           for i, node in enumerate(inputVolumes, start=1)],
+                "inputs": [
+                    self._write(node, folder, f"input{i}.nrrd", f"input {i}")
+                    for i, node in enumerate(inputVolumes, start=1)
+                ],
                 "preset": preset,
                 "options": options,
                 "device": device,
@@ -189,8 +204,13 @@ class SynthesisLogic:
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        nodes = {"input": inputVolumes[0], "reference": referenceVolume, "volume": outputVolume,
-                 "lrVolume": outputLRVolume, "model": str(model)}
+        nodes = {
+            "input": inputVolumes[0],
+            "reference": referenceVolume,
+            "volume": outputVolume,
+            "lrVolume": outputLRVolume,
+            "model": str(model),
+        }
         handle = SynthesisJob(self, folder, run, nodes, onFinished)
         return handle.wait() if waitForCompletion else handle
 
@@ -221,8 +241,9 @@ class SynthesisLogic:
                 ("reMap", "re_map", volumes.RE_COLOR_ID, RE_WINDOW, "RE"),
                 ("dssimMap", "dssim_map", volumes.DSSIM_COLOR_ID, DSSIM_WINDOW, "dSSIM"),
             ):
-                node = volumes.add_volume(scene, sitk.ReadImage(str(folder / OUTPUT_FILES[key])),
-                                          self.outputName(nodes, suffix))
+                node = volumes.add_volume(
+                    scene, sitk.ReadImage(str(folder / OUTPUT_FILES[key])), self.outputName(nodes, suffix)
+                )
                 node.CopyOrientation(reference)
                 volumes.show_as_map(node, color, window)
                 setattr(outputs, attribute, node)

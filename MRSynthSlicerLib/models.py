@@ -40,8 +40,9 @@ def model_choices(task: str) -> list[ModelChoice]:
             continue
         where, path = state(entry)
         choices.append(
-            ModelChoice(entry.name, list(entry.inputs), entry.output, list(entry.voxel_size),
-                        entry.card_markdown(), where, path)
+            ModelChoice(
+                entry.name, list(entry.inputs), entry.output, list(entry.voxel_size), entry.card_markdown(), where, path
+            )
         )
     return choices
 

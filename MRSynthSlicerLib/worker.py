@@ -78,8 +78,9 @@ def _evaluate(job: dict[str, Any], folder: Path, result: Any, out: Path) -> None
             "the reference lies neither on the synthetic volume's grid nor on the sTSE_LR grid: register the inputs "
             "to the reference (Register inputs) or resample it"
         )
-    masks = {key: read_labels(folder / job[key], key.replace("_", " ")) for key in ("body_mask", "bone_mask")
-             if job.get(key)}
+    masks = {
+        key: read_labels(folder / job[key], key.replace("_", " ")) for key in ("body_mask", "bone_mask") if job.get(key)
+    }
     emit("STAGE", "evaluating")
     evaluation = evaluate(pred, reference, masks.get("body_mask"), masks.get("bone_mask"))
     sitk.WriteImage(evaluation.re_map, str(out / OUTPUT_FILES["re_map"]), useCompression=True)

@@ -9,9 +9,9 @@ from MRSynthSlicerLib.models import CONTRAST_SYNTHESIS
 class ContrastSynthesisLogic(SynthesisLogic):
     """Console use::
 
-        logic = ContrastSynthesisLogic()
-        out = logic.process([aOP, aIP], "gre-to-tse-sim", referenceVolume=tse, preset="paper")
-        out.volume, out.lrVolume, out.reMap, out.dssimMap, out.metricsTable
+    logic = ContrastSynthesisLogic()
+    out = logic.process([aOP, aIP], "gre-to-tse-sim", referenceVolume=tse, preset="paper")
+    out.volume, out.lrVolume, out.reMap, out.dssimMap, out.metricsTable
     """
 
     TASK = CONTRAST_SYNTHESIS
