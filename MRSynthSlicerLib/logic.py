@@ -230,7 +230,7 @@ class SynthesisLogic:
         if self.TASK != "super-resolution":
             # The synthetic volume lies on the first input's grid by contract: take its geometry from
             # the node itself, bit for bit, rather than through a file's text header.
-            volume.CopyOrientation(nodes["input"])
+            volumes.copy_geometry(volume, nodes["input"])
         outputs = SynthesisOutputs(volume=volume)
         if (folder / OUTPUT_FILES["lr"]).is_file():
             lr = sitk.ReadImage(str(folder / OUTPUT_FILES["lr"]))
@@ -244,7 +244,7 @@ class SynthesisLogic:
                 node = volumes.add_volume(
                     scene, sitk.ReadImage(str(folder / OUTPUT_FILES[key])), self.outputName(nodes, suffix)
                 )
-                node.CopyOrientation(reference)
+                volumes.copy_geometry(node, reference)
                 volumes.show_as_map(node, color, window)
                 setattr(outputs, attribute, node)
             volumes.show_overlay(reference, outputs.reMap)

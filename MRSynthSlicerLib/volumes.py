@@ -18,6 +18,7 @@ _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 RE_COLOR_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
 DSSIM_COLOR_ID = "vtkMRMLColorTableNodeIron"
 OVERLAY_OPACITY = 0.5
+_COLOR_LOGICS: list[Any] = []  # a colour logic removes its default colour nodes when it is deleted
 
 
 def _directions(node: Any) -> np.ndarray:
@@ -62,6 +63,23 @@ def update_node_from_image(node: Any, image: sitk.Image) -> Any:
     return node
 
 
+def copy_geometry(target: Any, source: Any) -> None:
+    """Give ``target`` exactly ``source``'s origin, spacing and directions, bit for bit.
+
+    A volume node ignores a new spacing, origin or direction within a small tolerance of its
+    current one, which would keep a file header's rounding; so each is first set far away.
+    """
+    directions = [[0.0] * 3 for _ in range(3)]
+    source.GetIJKToRASDirections(directions)
+    spacing, origin = source.GetSpacing(), source.GetOrigin()
+    target.SetIJKToRASDirections([[-v for v in row] for row in directions])
+    target.SetIJKToRASDirections(directions)
+    target.SetSpacing(*(2 * s + 1 for s in spacing))
+    target.SetSpacing(*spacing)
+    target.SetOrigin(*(o + 1 for o in origin))
+    target.SetOrigin(*origin)
+
+
 def add_volume(scene: Any, image: sitk.Image, name: str, node: Any = None, labels: bool = False) -> Any:
     """A volume node holding ``image`` (a new one unless ``node`` is given), with display nodes."""
     if node is None:
@@ -80,6 +98,7 @@ def ensure_color_node(scene: Any, color_id: str) -> Any:
 
         logic = slicer.vtkMRMLColorLogic()
         logic.SetMRMLScene(scene)
+        _COLOR_LOGICS.append(logic)
         found = scene.GetNodeByID(color_id)
     if found is None:
         raise MRSynthError(f"colour table {color_id} is missing from the scene: restart Slicer")
