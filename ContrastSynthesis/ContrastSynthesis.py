@@ -91,7 +91,6 @@ class ContrastSynthesisWidget(SynthesisWidget):
             if used:
                 label.setText(f"{choice.inputs[i]}:")
                 selector.toolTip = f"Input {i + 1} of {choice.name}: {choice.inputs[i]}"
-        self.ui.outputLRSelector.enabled = True
 
     def missingInput(self) -> str | None:
         reason = super().missingInput()

@@ -9,7 +9,15 @@ from __future__ import annotations
 import importlib.util
 
 TORCH_REQUIREMENT = ">=2.1"
-PACKAGES = {"SimpleITK": "SimpleITK>=2.3", "numpy": "numpy>=1.24", "scipy": "scipy>=1.10", "yaml": "pyyaml>=6.0"}
+# Import name -> requirement: what the worker imports (mrsynth's own dependencies, less training's).
+PACKAGES = {
+    "SimpleITK": "SimpleITK>=2.3",
+    "numpy": "numpy>=1.24",
+    "scipy": "scipy>=1.10",
+    "matplotlib": "matplotlib>=3.7",
+    "tqdm": "tqdm>=4.60",
+    "yaml": "pyyaml>=6.0",
+}
 
 
 def missing() -> list[str]:

@@ -194,7 +194,7 @@ class SynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- run -----------------------------------------------------------------------------------
     def _checkCanApply(self, caller: Any = None, event: Any = None) -> None:
-        if self._job is not None:
+        if self._job is not None or self._parameterNode is None:
             return
         reason = self.missingInput()
         self.ui.applyButton.enabled = reason is None
