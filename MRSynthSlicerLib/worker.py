@@ -81,6 +81,11 @@ def _evaluate(job: dict[str, Any], folder: Path, result: Any, out: Path) -> None
     masks = {
         key: read_labels(folder / job[key], key.replace("_", " ")) for key in ("body_mask", "bone_mask") if job.get(key)
     }
+    body = masks.get("body_mask")
+    if body is not None and not same_grid(body, reference):
+        # e.g. a thick-slice reference: the mask given for normalisation lies on the inputs' grid
+        print("note: the body mask is not on the reference's grid; the metrics use the reference's Otsu mask")
+        masks.pop("body_mask")
     emit("STAGE", "evaluating")
     evaluation = evaluate(pred, reference, masks.get("body_mask"), masks.get("bone_mask"))
     sitk.WriteImage(evaluation.re_map, str(out / OUTPUT_FILES["re_map"]), useCompression=True)
