@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
@@ -21,9 +21,11 @@ def add_extension_paths() -> None:
 
 def require(module: str, extra: str = "slicer-test") -> None:
     """Skip the calling test module when an optional package is not importable."""
-    if importlib.util.find_spec(module) is None:
+    try:
+        importlib.import_module(module)
+    except ImportError:
         pytest.skip(
-            f"{module} is not installed: pip install -e '.[{extra}]' (make test does) to run these tests",
+            f"{module} is not importable: pip install -e '.[{extra}]' (make test does) to run these tests",
             allow_module_level=True,
         )
 

@@ -270,3 +270,22 @@ def test_registration_presets_from_the_library(scene_and_nodes):
     assert "rigid" in presets
     with pytest.raises(MRSynthError, match="SlicerElastix"):  # the Elastix module exists only inside Slicer
         registration.register_inputs([nodes["GE_aOP"], nodes["GE_aIP"]], nodes["TSE_HR"], "rigid")
+
+
+def test_a_thick_slice_reference_is_compared_with_the_thick_output(subject, scene_and_nodes):
+    """A real TSE is thick-slice: it is compared with sTSE_LR, and the maps lie on its grid."""
+    scene, nodes = scene_and_nodes
+    grid = thick_grid(subject["GE_aOP"], 4)
+    assert grid.GetSize() == subject["TSE_thick"].GetSize()
+    thick = sitk.Image(subject["TSE_thick"])
+    thick.CopyInformation(grid)
+    reference = volumes.add_volume(scene, thick, "TSE_thick")
+    outputs = ContrastSynthesisLogic(scene).process(
+        [nodes["GE_aOP"], nodes["GE_aIP"]],
+        "gre-to-tse-sim",
+        referenceVolume=reference,
+        maskVolume=nodes["head_mask"],
+        flipAverage=False,
+    )
+    assert same_grid(volumes.image_from_node(outputs.reMap), thick, tol=1e-6)
+    assert 0 < volumes.table_values(outputs.metricsTable)["body"]["ssim"] <= 1
