@@ -21,9 +21,10 @@ import SimpleITK as sitk
 from mrsynth.errors import Cancelled, MRSynthError
 
 from . import volumes
-from .runner import ChildRun, worker_command
+from .runner import ChildRun, child_environment, worker_command
 from .worker import METRICS_FILE, OUTPUT_FILES
 
+OUTPUT_DIR = "outputs"
 RE_WINDOW = (0.0, 0.5)
 DSSIM_WINDOW = (0.0, 0.5)
 
@@ -72,7 +73,11 @@ class SynthesisJob:
 
     def wait(self) -> SynthesisOutputs:
         """Block until the run ends; raises ``MRSynthError`` with the child's message if it failed."""
-        self.run.wait()
+        try:
+            self.run.wait()
+        except BaseException:  # Ctrl-C in the console: stop the child too
+            self.cancel()
+            raise
         self._finish()
         if self.run.state == "cancelled":
             raise Cancelled("synthesis was cancelled: no output was created")
@@ -90,7 +95,7 @@ class SynthesisJob:
             return
         try:
             if self.run.state == "done":
-                self.outputs = self.logic.loadOutputs(self.folder / "outputs", self.nodes)
+                self.outputs = self.logic.loadOutputs(self.folder / OUTPUT_DIR, self.nodes)
             elif self.run.state == "failed":
                 self.error = self.run.error or "the worker failed without a message: see the log"
         except MRSynthError as err:
@@ -188,7 +193,7 @@ class SynthesisLogic:
                 "options": options,
                 "device": device,
                 "flip_average": bool(flipAverage),
-                "output_dir": "outputs",
+                "output_dir": OUTPUT_DIR,
             }
             if maskVolume is not None:
                 job["mask"] = self._write(maskVolume, folder, "mask.nrrd", "mask")
@@ -200,7 +205,7 @@ class SynthesisLogic:
                     job["bone_mask"] = self._write(boneMaskVolume, folder, "bone_mask.nrrd", "bone mask")
             job_file = folder / "job.json"
             job_file.write_text(json.dumps(job, indent=2), encoding="utf-8")
-            run = ChildRun(worker_command(job_file), on_progress=onProgress).start()
+            run = ChildRun(worker_command(job_file), env=child_environment(), on_progress=onProgress).start()
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

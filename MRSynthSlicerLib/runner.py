@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROGRESS = "PROGRESS"
 STAGE = "STAGE"
@@ -26,14 +27,26 @@ ERROR = "ERROR"
 _EOF = None
 
 
-def python_executable() -> str:
-    """``PythonSlicer`` beside the Slicer executable when inside Slicer, else this interpreter."""
+def _slicer_app() -> Any:
     try:
         import slicer
-
-        app = getattr(slicer, "app", None)
     except ImportError:
-        app = None
+        return None
+    return getattr(slicer, "app", None)
+
+
+def child_environment() -> dict[str, str] | None:
+    """Inside Slicer, the environment Slicer started with (what its launcher expects); else None (ours)."""
+    if _slicer_app() is None:
+        return None
+    import slicer
+
+    return dict(slicer.util.startupEnvironment())
+
+
+def python_executable() -> str:
+    """``PythonSlicer`` beside the Slicer executable when inside Slicer, else this interpreter."""
+    app = _slicer_app()
     if app is not None:
         found = shutil.which("PythonSlicer", path=os.path.dirname(app.applicationFilePath())) or shutil.which(
             "PythonSlicer"
