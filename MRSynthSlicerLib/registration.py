@@ -1,8 +1,10 @@
 """Register the inputs (to each other and to the reference) with SlicerElastix and MRSynth's parameter files.
 
-The elastix parameter files live in ``mrsynth/resources/elastix/`` (one ``<preset>.txt`` per preset,
-e.g. ``rigid``, ``affine``, ``bspline-mi``); they are found at run time, so a MRSynth without them
-still runs everything but registration, and says so.
+MRSynth's presets (``mrsynth.registration.PRESETS``: name -> elastix parameter files, run in turn)
+and their files in ``mrsynth/resources/elastix/`` are found at run time, so an MRSynth without them
+still runs everything but registration, and says so. Presets with elastix's rigidity penalty are
+left out here: they need the bone mask as a rigidity image, which ``ElastixLogic.registerVolumes``
+cannot pass (``mrsynth register`` can).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from mrsynth.errors import MRSynthError
 
+RIGIDITY = "TransformRigidityPenalty"
+
 
 def parameter_folder() -> Path:
     """Where MRSynth keeps its elastix parameter files (may not exist)."""
@@ -21,12 +25,21 @@ def parameter_folder() -> Path:
     return Path(mrsynth.__file__).resolve().parent / "resources" / "elastix"
 
 
-def presets(folder: Path | None = None) -> dict[str, Path]:
-    """Preset name -> parameter file, from the ``*.txt`` files of ``folder`` (empty when it is missing)."""
+def presets(folder: Path | None = None) -> dict[str, list[Path]]:
+    """Preset name -> its parameter files, for the presets SlicerElastix can run (empty when missing)."""
     folder = parameter_folder() if folder is None else folder
     if not folder.is_dir():
         return {}
-    return {path.stem: path for path in sorted(folder.glob("*.txt"))}
+    try:
+        from mrsynth.registration import PRESETS
+    except ImportError:
+        return {}
+    found = {}
+    for name, files in PRESETS.items():
+        paths = [folder / file for file in files]
+        if all(path.is_file() for path in paths) and not any(RIGIDITY in path.read_text() for path in paths):
+            found[name] = paths
+    return found
 
 
 def missing_message(folder: Path | None = None) -> str:
@@ -65,6 +78,8 @@ def register_inputs(inputs: Sequence[Any], reference: Any, preset: str, folder: 
         output = scene.AddNewNodeByClass(
             "vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(f"{node.GetName()}_registered")
         )
-        logic.registerVolumes(fixed, node, parameterFilenames=[str(files[preset])], outputVolumeNode=output)
+        logic.registerVolumes(
+            fixed, node, parameterFilenames=[str(path) for path in files[preset]], outputVolumeNode=output
+        )
         registered.append(output)
     return registered

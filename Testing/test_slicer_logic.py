@@ -9,6 +9,8 @@ must hold what ``mrsynth evaluate`` reports for the same volumes.
 from __future__ import annotations
 
 import json
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -266,26 +268,23 @@ def test_registration_presets_from_the_library(scene_and_nodes):
     if not registration.presets():
         pytest.skip(f"{registration.parameter_folder()} is missing: registration is not on this branch yet")
     _, nodes = scene_and_nodes
-    presets = registration.presets()
-    assert "rigid" in presets
+    assert "rigid" in registration.presets()
     with pytest.raises(MRSynthError, match="SlicerElastix"):  # the Elastix module exists only inside Slicer
         registration.register_inputs([nodes["GE_aOP"], nodes["GE_aIP"]], nodes["TSE_HR"], "rigid")
 
 
-def test_a_thick_slice_reference_is_compared_with_the_thick_output(subject, scene_and_nodes):
-    """A real TSE is thick-slice: it is compared with sTSE_LR, and the maps lie on its grid."""
-    scene, nodes = scene_and_nodes
-    grid = thick_grid(subject["GE_aOP"], 4)
-    assert grid.GetSize() == subject["TSE_thick"].GetSize()
-    thick = sitk.Image(subject["TSE_thick"])
-    thick.CopyInformation(grid)
-    reference = volumes.add_volume(scene, thick, "TSE_thick")
-    outputs = ContrastSynthesisLogic(scene).process(
-        [nodes["GE_aOP"], nodes["GE_aIP"]],
-        "gre-to-tse-sim",
-        referenceVolume=reference,
-        maskVolume=nodes["head_mask"],
-        flipAverage=False,
-    )
-    assert same_grid(volumes.image_from_node(outputs.reMap), thick, tol=1e-6)
-    assert 0 < volumes.table_values(outputs.metricsTable)["body"]["ssim"] <= 1
+def test_registration_presets_that_slicer_elastix_can_run(tmp_path, monkeypatch, scene_and_nodes):
+    """With a stand-in for the registration branch's ``mrsynth.registration.PRESETS`` and files."""
+    _, nodes = scene_and_nodes
+    stand_in = types.ModuleType("mrsynth.registration")
+    stand_in.PRESETS = {"rigid": ("rigid.txt",), "two-stage": ("rigid.txt", "b.txt"), "stiff": ("rigid.txt", "r.txt")}
+    monkeypatch.setitem(sys.modules, "mrsynth.registration", stand_in)
+    (tmp_path / "rigid.txt").write_text('(Transform "EulerTransform")\n')
+    (tmp_path / "b.txt").write_text('(Transform "BSplineTransform")\n')
+    (tmp_path / "r.txt").write_text('(Metric "AdvancedMattesMutualInformation" "TransformRigidityPenalty")\n')
+    found = registration.presets(tmp_path)
+    assert found == {"rigid": [tmp_path / "rigid.txt"], "two-stage": [tmp_path / "rigid.txt", tmp_path / "b.txt"]}
+    with pytest.raises(MRSynthError, match="unknown registration preset 'stiff'"):
+        registration.register_inputs([nodes["GE_aOP"]], None, "stiff", tmp_path)
+    with pytest.raises(MRSynthError, match="SlicerElastix"):
+        registration.register_inputs([nodes["GE_aOP"], nodes["GE_aIP"]], None, "two-stage", tmp_path)
