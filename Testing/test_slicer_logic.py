@@ -54,7 +54,7 @@ def _oblique(image: sitk.Image) -> sitk.Image:
 
 @pytest.fixture(scope="module")
 def subject() -> dict[str, sitk.Image]:
-    sim = simulate(bundled_phantom()[60:108, 60:108, 70:102], "brainweb", seed=1)
+    sim = simulate(bundled_phantom()[60:108, 110:158, 70:102], "brainweb", seed=1)  # holds skull: bone metrics
     return {name: _oblique(image) for name, image in sim.items() if not name.endswith("thick")} | {
         "TSE_thick": sim["TSE_thick"]
     }
@@ -64,7 +64,8 @@ def subject() -> dict[str, sitk.Image]:
 def scene_and_nodes(subject):
     scene = slicer.vtkMRMLScene()
     nodes = {name: volumes.add_volume(scene, subject[name], name) for name in ("GE_aOP", "GE_aIP", "TSE_HR")}
-    nodes["head_mask"] = volumes.add_volume(scene, subject["head_mask"], "head_mask", labels=True)
+    for mask in ("head_mask", "bone_mask"):
+        nodes[mask] = volumes.add_volume(scene, subject[mask], mask, labels=True)
     return scene, nodes
 
 
@@ -78,6 +79,7 @@ def run(scene_and_nodes):
         "gre-to-tse-sim",
         referenceVolume=nodes["TSE_HR"],
         maskVolume=nodes["head_mask"],
+        boneMaskVolume=nodes["bone_mask"],
         onProgress=lambda done, total: progress.append((done, total)),
     )
     return outputs, progress
@@ -135,17 +137,24 @@ def test_metrics_table_holds_what_mrsynth_evaluate_reports(run, scene_and_nodes,
     outputs, _ = run
     _, nodes = scene_and_nodes
     paths = {}
-    for name, node in (("pred", outputs.volume), ("ref", nodes["TSE_HR"]), ("mask", nodes["head_mask"])):
+    named = (
+        ("pred", outputs.volume),
+        ("ref", nodes["TSE_HR"]),
+        ("mask", nodes["head_mask"]),
+        ("bone", nodes["bone_mask"]),
+    )
+    for name, node in named:
         paths[name] = tmp_path / f"{name}.nrrd"
         sitk.WriteImage(volumes.image_from_node(node), str(paths[name]))
     report = tmp_path / "metrics.json"
-    argv = ["evaluate", str(paths["pred"]), str(paths["ref"]), "--mask", str(paths["mask"]), "--json", str(report)]
-    assert cli.main(argv) == 0
+    argv = ["evaluate", str(paths["pred"]), str(paths["ref"]), "--mask", str(paths["mask"])]
+    assert cli.main([*argv, "--bone-mask", str(paths["bone"]), "--json", str(report)]) == 0
     expected = json.loads(report.read_text())["metrics"]
     table = volumes.table_values(outputs.metricsTable)
-    assert set(table) == {"body"}
-    for key in ("mae", "mi", "ssim", "psnr", "voxels"):
-        assert table["body"][key] == pytest.approx(expected["body"][key], rel=1e-9)
+    assert set(table) == {"body", "bone"}
+    for region in ("body", "bone"):
+        for key in ("mae", "mi", "ssim", "psnr", "voxels"):
+            assert table[region][key] == pytest.approx(expected[region][key], rel=1e-9), (region, key)
     assert expected["body"]["ssim"] > 0.5
 
 
