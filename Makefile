@@ -14,13 +14,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
+# The Slicer extension's tests also need slicer-core and PySide6 (the slicer-test extra); demo does not.
+$(VENV)/.installed-slicer-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[test,slicer-test]"
+	touch $@
+
 demo: install
 	$(BIN)/mrsynth demo --out-dir mrsynth_demo
 
-test: install
+test: install $(VENV)/.installed-slicer-test
 	$(BIN)/python -m pytest -q
 
-test-all: install
+test-all: install $(VENV)/.installed-slicer-test
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: install

@@ -1,0 +1,1 @@
+"""ContrastSynthesis's Qt-free part: the logic the panel, the console and batch runs call."""

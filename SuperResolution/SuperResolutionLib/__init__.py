@@ -1,0 +1,1 @@
+"""SuperResolution's Qt-free part: the logic the panel, the console and batch runs call."""

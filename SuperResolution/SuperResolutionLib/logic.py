@@ -1,0 +1,36 @@
+"""``SuperResolutionLogic``: restore thin slices from a thick-slice volume node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mrsynth.errors import MRSynthError
+from MRSynthSlicerLib.logic import SynthesisJob, SynthesisLogic, SynthesisOutputs
+from MRSynthSlicerLib.models import SUPER_RESOLUTION, no_model_message
+
+
+class SuperResolutionLogic(SynthesisLogic):
+    """Console use::
+
+        logic = SuperResolutionLogic()
+        out = logic.process(thickVolume, "superres-x4-sim", referenceVolume=thinVolume)
+
+    The input is resampled to the model's voxel size (``targetSpacing``) before the network runs.
+    """
+
+    TASK = SUPER_RESOLUTION
+    MODULE_NAME = "SuperResolution"
+
+    def targetSpacing(self, model: str) -> list[float]:
+        """The voxel size (SI, AP, LR, mm) the model restores, from the registry."""
+        for choice in self.modelChoices():
+            if choice.name == model:
+                return choice.voxel_size
+        known = [choice.name for choice in self.modelChoices()]
+        raise MRSynthError(no_model_message(self.TASK) if not known else f"{model} is not a {self.TASK} model")
+
+    def process(self, inputVolume: Any, model: str, **kwargs: Any) -> SynthesisOutputs | SynthesisJob:  # type: ignore[override]
+        """Run the super-resolution ``model`` on one thick-slice volume; options as ``SynthesisLogic.process``."""
+        if kwargs.pop("outputLRVolume", None) is not None:
+            raise MRSynthError("super-resolution has no thick-slice output: drop outputLRVolume")
+        return super().process([inputVolume], model, **kwargs)

@@ -1,0 +1,1 @@
+# intentionally empty: the stand-in's use file
