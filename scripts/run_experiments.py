@@ -107,9 +107,12 @@ def score(model, case: Path, target: str, options: InferenceOptions) -> dict[str
         lr, hr = result.lr, result.hr
     thick_head = sitk.Resample(head, truth_thick, sitk.Transform(), sitk.sitkNearestNeighbor)
     thick_bone = sitk.Resample(bone, truth_thick, sitk.Transform(), sitk.sitkNearestNeighbor)
+    def some(mask: sitk.Image) -> sitk.Image | None:  # a crop may hold no bone
+        return mask if sitk.GetArrayViewFromImage(mask).any() else None
+
     return {
-        "lr": evaluate(lr, truth_thick, thick_head, thick_bone).metrics,
-        "hr": evaluate(hr, truth_hr, head, bone).metrics,
+        "lr": evaluate(lr, truth_thick, thick_head, some(thick_bone)).metrics,
+        "hr": evaluate(hr, truth_hr, head, some(bone)).metrics,
         "hr_image": hr,
         "head": head,
     }
@@ -124,7 +127,7 @@ def table(rows: dict[str, dict[str, list[float]]], title: str) -> list[str]:
     ]
     lines.append("|---" * (len(keys) + 1) + "|")
     for name, values in rows.items():
-        cells = [f"{np.mean(values[k]):.4f} ± {np.std(values[k]):.4f}" for k in keys]
+        cells = [f"{np.nanmean(values[k]):.4f} ± {np.nanstd(values[k]):.4f}" for k in keys]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -176,7 +179,8 @@ def main() -> None:
                 for kind in ("lr", "hr"):
                     bucket = results[kind].setdefault(name, {})
                     for region, metric in itertools.product(("body", "bone"), METRICS):
-                        bucket.setdefault(f"{region} {metric}", []).append(scores[kind][region][metric])
+                        value = scores[kind].get(region, {}).get(metric, float("nan"))
+                        bucket.setdefault(f"{region} {metric}", []).append(value)
                 per_run.setdefault(name, []).append(scores["hr"]["body"]["ssim"])
                 if model.info.approach == "high-to-low":
                     head = to_paper(scores["head"]) > 0
