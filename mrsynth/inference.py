@@ -303,7 +303,15 @@ def sliding_window(
     buffers = device if options.buffers_on_device else torch.device("cpu")
     x = x.to(buffers)
     weights = torch.from_numpy(gaussian_weights(patch)).to(buffers)
-    hr_weight = torch.zeros(padded, device=buffers)
+    # With every window run the weight sums are separable (a product grid of windows, a separable
+    # Gaussian): built from 1D sums at once instead of one addition per window.
+    separable = report.skipped == 0
+    profiles = [gaussian_weights((p,)) for p in patch]
+    hr_weight = (
+        _outer([_axis_sum(profiles[a], starts[a], padded[a]) for a in range(3)], buffers)
+        if separable
+        else torch.zeros(padded, device=buffers)
+    )
     hr_sum: torch.Tensor | None = None
     if fuse_lr:
         kernels = torch.zeros((slice_factor, slice_factor), device=device)  # one row per phase of the start
@@ -312,7 +320,15 @@ def sliding_window(
         thick_patch = patch[2] // slice_factor
         lr_weights = weights.reshape(*patch[:2], thick_patch, slice_factor).mean(-1)
         lr_shape = (*padded[:2], padded[2] // slice_factor)
-        lr_weight = torch.zeros(lr_shape, device=buffers)
+        if separable:
+            thick_profile = profiles[2].reshape(thick_patch, slice_factor).mean(-1)
+            thick_starts = [
+                (c - phases[c % slice_factor]) // slice_factor for c in starts[2] if c % slice_factor in phases
+            ]
+            lr_axes = [_axis_sum(profiles[a], starts[a], padded[a]) for a in range(2)]
+            lr_weight = _outer([*lr_axes, _axis_sum(thick_profile, thick_starts, lr_shape[2])], buffers)
+        else:
+            lr_weight = torch.zeros(lr_shape, device=buffers)
         lr_sum: torch.Tensor | None = None
     run = _Runner(network, device, options, report)
 
@@ -346,12 +362,14 @@ def sliding_window(
             for item, (a, b, c) in enumerate(batch):
                 region = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(c, c + patch[2]))
                 hr_sum[(slice(None), *region)].addcmul_(out[item], weights)
-                hr_weight[region] += weights
+                if not separable:
+                    hr_weight[region] += weights
                 if fuse_lr and c % slice_factor in phases:
                     t = (c - phases[c % slice_factor]) // slice_factor
                     thick = (slice(a, a + patch[0]), slice(b, b + patch[1]), slice(t, t + thick_patch))
                     lr_sum[(slice(None), *thick)].addcmul_(lr_out[item], lr_weights)
-                    lr_weight[thick] += lr_weights
+                    if not separable:
+                        lr_weight[thick] += lr_weights
             done += len(batch)
             if progress is not None:
                 progress(done, len(windows))
@@ -365,6 +383,18 @@ def sliding_window(
     lr = _normalise(lr_sum, lr_weight)[:, : shape[0], : shape[1], : shape[2] // slice_factor] if fuse_lr else None
     run.finish(started)
     return InferenceOutput(hr, lr, report)
+
+
+def _axis_sum(profile: np.ndarray, starts: Sequence[int], length: int) -> np.ndarray:
+    """The 1D weight profile summed over the window starts along one axis."""
+    total = np.zeros(length)
+    for start in starts:
+        total[start : start + profile.size] += profile
+    return total
+
+
+def _outer(axes: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.einsum("i,j,k->ijk", *axes).astype(np.float32)).to(device)
 
 
 def _normalise(total: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
