@@ -160,7 +160,7 @@ def main() -> None:
         "",
         f"Scale: {len(train_cases)} training subjects, 1 validation, {len(test)} held-out test subjects "
         f"({', '.join(c.name for c in test)}); {args.iterations} iterations of batch {args.batch_size} "
-        f"(= {args.iterations * args.batch_size // 800} epochs of 800 patches); width {args.width}; "
+        f"(= {args.iterations * args.batch_size / 800:.1f} epochs of 800 patches); width {args.width}; "
         f"{args.repetitions} repetitions. Hardware: {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, device {args.device} "
         f"({'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}). The paper: 17 training "
@@ -211,11 +211,11 @@ def main() -> None:
             for c in train_cases
         ]
         outputs, targets_ = frozen_outputs(kernel_model, cases_loaded, 0, 64, 0, torch.device("cpu"))
-        kernel = fit_kernel(outputs, targets_, iterations=3000)
+        kernel = fit_kernel(outputs, targets_, iterations=20000)
         profile = json.loads((train_cases[0] / "simulation.json").read_text())["slice_profile"]
         distance = float(np.abs(np.asarray(kernel) - np.asarray(profile)).sum())
         report += ["**Table A1**: the downsampling kernel trained with HighResNet L1 frozen (offset 0, from "
-                   "[1/2, 1/2, 0, 0], Adam 1e-4, 3000 steps on 64 training patches)", ""]  # fmt: skip
+                   "[1/2, 1/2, 0, 0], Adam 1e-4, 20000 steps on 64 training patches)", ""]  # fmt: skip
         report += ["| | w0 | w1 | w2 | w3 |", "|---|---|---|---|---|"]
         report.append("| trained | " + " | ".join(f"{w:.4f}" for w in kernel) + " |")
         report.append("| simulator's slice profile | " + " | ".join(f"{w:.4f}" for w in profile) + " |")
