@@ -107,6 +107,7 @@ def score(model, case: Path, target: str, options: InferenceOptions) -> dict[str
         lr, hr = result.lr, result.hr
     thick_head = sitk.Resample(head, truth_thick, sitk.Transform(), sitk.sitkNearestNeighbor)
     thick_bone = sitk.Resample(bone, truth_thick, sitk.Transform(), sitk.sitkNearestNeighbor)
+
     def some(mask: sitk.Image) -> sitk.Image | None:  # a crop may hold no bone
         return mask if sitk.GetArrayViewFromImage(mask).any() else None
 
