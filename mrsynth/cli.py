@@ -16,13 +16,16 @@ def _parser() -> argparse.ArgumentParser:
     from .demo import add_demo_parser
     from .evaluation import add_evaluate_parser
     from .model_commands import add_models_parser
+    from .prepare import add_prepare_parser
+    from .register_command import add_register_parser, add_transform_parser
     from .simulate import add_simulate_parser
     from .synthesis import add_synthesize_parser
     from .train_command import add_train_parser
 
     parser = argparse.ArgumentParser(
         prog="mrsynth",
-        description="Deep-learning MRI contrast synthesis: simulate paired data, train, synthesize, evaluate. "
+        description="Deep-learning MRI contrast synthesis: simulate paired data, train, synthesize, evaluate, "
+        "and prepare real scans (register, resample, mask, normalise). "
         "Axis triples are always given in the order superior-inferior, anterior-posterior, left-right (SI AP LR).",
     )
     parser.add_argument("--version", action="version", version=f"mrsynth {__version__}")
@@ -33,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         add_train_parser,
         add_synthesize_parser,
         add_evaluate_parser,
+        add_register_parser,
+        add_transform_parser,
+        add_prepare_parser,
         add_models_parser,
         add_demo_parser,
     ):
