@@ -101,7 +101,14 @@ def prepare_case(
     body_tse = dilate_posterior(body_mask(to_paper(tse), threshold), tse, posterior_mm)
     fixed_mask = from_paper(body_tse.astype(np.uint8), tse)
     found = register(
-        tse, ge_aip, preset, fixed_mask=fixed_mask, rigidity_mask=bone_mask, names=("TSE", "GE aIP"), progress=progress
+        tse,
+        ge_aip,
+        preset,
+        fixed_mask=fixed_mask,
+        rigidity_mask=bone_mask,
+        names=("TSE", "GE aIP"),
+        resample=False,  # resampled onto the output grid below
+        progress=progress,
     )
     grid = intermediate_grid(tse) if approach == "high-to-low" else tse
     ones = sitk.Cast(ge_aip * 0 + 1, sitk.sitkFloat32)

@@ -64,6 +64,7 @@ def register_via_model(
         fixed,
         synthetic,
         preset,
+        resample=False,
         fixed_mask=fixed_mask,
         moving_mask=moving_mask,
         rigidity_mask=rigidity_mask,

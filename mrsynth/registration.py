@@ -198,8 +198,7 @@ def _child_elastix(
     method.SetOutputDirectory(folder)
     method.SetLogToFile(True)
     method.SetLogToConsole(False)
-    method.UpdateLargestPossibleRegion()
-    itk.imwrite(method.GetOutput(), str(Path(folder) / "result.mha"))
+    method.UpdateLargestPossibleRegion()  # elastix writes result.<last stage>.mha itself when asked to
     result = method.GetTransformParameterObject()
     return [
         {key: list(value) for key, value in dict(result.GetParameterMap(i)).items()}
@@ -303,9 +302,9 @@ def _elastix_message(text: str, log: Path | None = None) -> str:
 
 @dataclass
 class Registration:
-    """The moving image resampled onto the fixed grid, and the transform that did it."""
+    """The moving image resampled onto the fixed grid (None when not asked for), and the transform."""
 
-    image: sitk.Image
+    image: sitk.Image | None
     transform: Transform
 
 
@@ -372,6 +371,25 @@ def check_registration(
     return maps
 
 
+def rigidity_image(bone: sitk.Image, entries: ParameterMap) -> sitk.Image:
+    """The rigidity coefficient image: 1 on the bone and the margin the parameter file asks for, 0 elsewhere.
+
+    The margin is ``DilationRadiusMultiplier`` times the final B-spline grid spacing, what elastix's
+    own ``DilateRigidityImages`` gives at the finest level. Elastix dilates with a ball structuring
+    element at every level, which took 21 s of a 63 s registration of a 240x240x155 pair; a
+    distance map does it once in about a second.
+    """
+    margin = 0.0
+    if entries.get("DilateRigidityImages", ["true"])[0] == "true":
+        spacing = float(entries.get("FinalGridSpacingInPhysicalUnits", ["16"])[0])
+        margin = float(entries.get("DilationRadiusMultiplier", ["1"])[0]) * spacing
+    inside = sitk.Cast(bone > 0, sitk.sitkUInt8)
+    if margin > 0:
+        distance = sitk.SignedMaurerDistanceMap(inside, insideIsPositive=False, useImageSpacing=True)
+        inside = distance <= margin
+    return sitk.Cast(inside, sitk.sitkFloat32)
+
+
 def register(
     fixed: sitk.Image,
     moving: sitk.Image,
@@ -382,6 +400,7 @@ def register(
     rigidity_mask: sitk.Image | None = None,
     metric: str = "mi",
     names: tuple[str, str] = ("fixed image", "moving image"),
+    resample: bool = True,
     progress: Progress | None = None,
 ) -> Registration:
     """Register ``moving`` to ``fixed`` with a preset (or parameter file); the fixed image is never resampled.
@@ -390,27 +409,30 @@ def register(
     grid). ``rigidity_mask`` is the bone mask on the moving grid (0/1); presets with the
     TransformRigidityPenalty need it. ``metric`` "ncc" replaces mutual information by normalised
     correlation, for mono-modal pairs such as a synthesized image and its acquired contrast.
+    ``resample`` False skips resampling the moving image (a third of the time of a B-spline
+    registration of a 240x240x155 pair), for callers that apply the transform elsewhere.
     """
     if metric not in METRICS:
         raise MRSynthError(f"unknown metric {metric!r}: use {' or '.join(METRICS)}")
     maps = check_registration(fixed, moving, preset, fixed_mask, moving_mask, rigidity_mask, names)
     masks = {"fixed_mask": fixed_mask, "moving_mask": moving_mask, "rigidity": rigidity_mask}
-    given = [key for key, mask in masks.items() if mask is not None]
     with tempfile.TemporaryDirectory(prefix="mrsynth-elastix-") as tmp:
         folder = Path(tmp)
         files: dict[str, str | None] = {"fixed_mask": None, "moving_mask": None}
         sitk.WriteImage(sitk.Cast(fixed, sitk.sitkFloat32), str(folder / "fixed.mha"))
         sitk.WriteImage(sitk.Cast(moving, sitk.sitkFloat32), str(folder / "moving.mha"))
-        for key in given:
-            image = sitk.Cast(masks[key] > 0, sitk.sitkUInt8 if key != "rigidity" else sitk.sitkFloat32)
-            sitk.WriteImage(image, str(folder / f"{key}.mha"))
-            files[key] = str(folder / f"{key}.mha")
+        for key in ("fixed_mask", "moving_mask"):
+            if masks[key] is not None:
+                files[key] = str(folder / f"{key}.mha")
+                sitk.WriteImage(sitk.Cast(masks[key] > 0, sitk.sitkUInt8), files[key])
         for stage, entries in enumerate(maps):
-            entries["WriteResultImage"] = ["true" if stage == len(maps) - 1 else "false"]
+            entries["WriteResultImage"] = ["true" if resample and stage == len(maps) - 1 else "false"]
             if metric != "mi":
                 entries["Metric"] = [METRICS[metric] if m == METRICS["mi"] else m for m in entries["Metric"]]
             if RIGIDITY_METRIC in entries.get("Metric", []):
+                sitk.WriteImage(rigidity_image(rigidity_mask, entries), str(folder / "rigidity.mha"))
                 entries["MovingRigidityImageName"] = [str(folder / "rigidity.mha")]
+                entries["DilateRigidityImages"] = ["false"]
             entries["ResultImageFormat"] = ["mha"]
         args = {"fixed": str(folder / "fixed.mha"), "moving": str(folder / "moving.mha"), "folder": tmp, "maps": maps}
         args |= {key: files[key] for key in ("fixed_mask", "moving_mask")}
@@ -422,10 +444,12 @@ def register(
                 f"elastix failed to register {names[1]} to {names[0]} ({reason}): "
                 "check that both show the same anatomy and overlap, and that the masks cover it"
             ) from None
-        image = sitk.ReadImage(str(folder / "result.mha"), sitk.sitkFloat32)
+        image = None
+        if resample:
+            image = sitk.ReadImage(str(folder / f"result.{len(maps) - 1}.mha"), sitk.sitkFloat32)
+            image.CopyInformation(fixed)
     if progress is not None:
         progress(_stage_count(maps), _stage_count(maps))
-    image.CopyInformation(fixed)
     for entries in result_maps:
         entries.pop("MovingRigidityImageName", None)
         entries["InitialTransformParameterFileName"] = ["NoInitialTransform"]
