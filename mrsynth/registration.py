@@ -289,12 +289,18 @@ class _ElastixError(Exception):
 
 
 def _elastix_message(text: str, log: Path | None = None) -> str:
-    """The informative lines of an elastix exception (or its log), in one line."""
+    """The informative lines of an elastix exception (or its log), in one line, without ITK's object addresses."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if log is not None and log.is_file():
         lines += [line.strip() for line in log.read_text(errors="replace").splitlines() if "ERROR" in line.upper()]
-    useful = [line for line in lines if any(w in line.lower() for w in ("error", "description", "too many", "sample"))]
-    return "; ".join(dict.fromkeys(useful or lines[-2:]))[:600]
+    lines = [re.sub(r"(Description: )?ITK ERROR: \w+\(0x[0-9a-f]+\): ", "", line) for line in lines]
+    useful = [
+        line
+        for line in lines
+        if "see elastix log" not in line.lower()
+        and any(word in line.lower() for word in ("error", "too many", "sample", "could not", "unknown"))
+    ]
+    return "; ".join(dict.fromkeys(useful or lines[-2:]))[:400]
 
 
 # --- registration ---------------------------------------------------------------------------------
