@@ -220,3 +220,37 @@ def test_bad_input_gives_one_clear_line_and_no_output(files, tmp_path, capsys, e
     assert last.startswith("mrsynth register: error: ") and re.search(message, last), err
     assert not out.exists() and not folder.exists()
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_several_moving_images_need_a_model_and_the_model_its_number_of_inputs(files, tmp_path, capsys):
+    out = tmp_path / "registered.nii.gz"
+    base = ["register", str(files["fixed"]), str(files["moving"])]
+    code, err = _run([*base, str(files["moving"]), "--output", str(out)], capsys)
+    assert code == 2 and "give one MOVING image (several only with --via-model" in err
+    code, err = _run([*base, "--output", str(out), "--via-model", "gre-to-tse-sim"], capsys)
+    assert code == 2 and "model gre-to-tse-sim takes 2 inputs (GE_aOP, GE_aIP" in err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def simulated() -> dict[str, sitk.Image]:
+    """The bundled BrainWeb phantom simulated (aligned GE echoes and T1w TSE), cropped to 96 x 96 x 64 voxels."""
+    from mrsynth.simulate import bundled_phantom, simulate
+
+    images = simulate(bundled_phantom(), "brainweb", seed=1)
+    return {name: images[name][60:156, 42:138, 58:122] for name in ("GE_aOP", "GE_aIP", "TSE_HR", "head_mask")}
+
+
+@pytest.mark.slow  # about a minute: simulation, synthesis and registration
+def test_registration_through_the_synthesized_tse_recovers_a_rigid_motion(simulated):
+    from mrsynth.models import load_model
+    from mrsynth.register_command import register_via_model
+
+    tse = simulated["TSE_HR"]
+    motion = _motion(tse, rotate=True)
+    moved = [sitk.Resample(simulated[n], tse, motion, sitk.sitkBSpline, 0.0) for n in ("GE_aOP", "GE_aIP")]
+    result = register_via_model(tse, moved, load_model("gre-to-tse-sim"), "rigid", device="cpu")
+    errors = _tre(tse, simulated["head_mask"], moved[0], result.transform, motion)
+    assert np.median(errors) < 1.0, f"median TRE {np.median(errors):.2f} mm"
+    assert result.synthetic.GetSize() == moved[0].GetSize()
+    assert result.image.GetSize() == tse.GetSize()
