@@ -17,6 +17,7 @@ elsewhere in the library.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import queue
@@ -240,6 +241,7 @@ class _Worker:
         )
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+        atexit.register(self.process.kill)  # else a job under way would outlive its caller
 
     def _read(self) -> None:
         try:
