@@ -14,6 +14,8 @@ Sections (``--only`` picks some):
              deformation inside the bone, and the wall time; on a real 240x240x155 pair (brats_met_00110, with
              the outer 4 mm of the brain as a pseudo-bone: these volumes are skull-stripped) and on the BrainWeb
              subject that 'mrsynth simulate' makes (its real skull as the bone).
+  timing     bspline-mi-rigidity on the real 240x240x155 pair, with and without resampling: wall time, the
+             elastix worker's CPU time and the machine's load average (other work on the machine slows it).
   via-model  known rigid motions between the simulated BrainWeb GE echoes and its T1w TSE, registered directly
              (aIP to TSE, mutual information) and through the TSE that gre-to-tse-sim synthesizes from the moved
              echoes (normalised correlation), paper 002.
@@ -27,6 +29,7 @@ printed; a Markdown table goes to --markdown.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -259,6 +262,38 @@ def section_via_model(rows: list[dict], work: Path, motions: int) -> None:
             print(f"via-model motion {m} {method}: TRE {rows[-1]['tre']:.2f} mm ({seconds:.1f} s)")
 
 
+def worker_cpu_seconds() -> float:
+    """CPU seconds (user + system) the elastix worker process has used so far (Linux /proc)."""
+    from mrsynth.registration import _Worker
+
+    fields = Path(f"/proc/{_Worker.get().process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def section_timing(repeats: int) -> None:
+    """bspline-mi-rigidity on the real 240x240x155 pair: wall time, the worker's CPU time, the machine's load."""
+    fixed = read(DATA / "brats_met_00110/BraTS-MET-00110-000-t1n.nii.gz")
+    brain = sitk.GetArrayFromImage(head_mask_of(fixed)) > 0
+    shell = sitk.GetImageFromArray((brain & ~ndimage.binary_erosion(brain, iterations=4)).astype(np.uint8))
+    shell.CopyInformation(fixed)
+    field = smooth_deformation(fixed, sitk.GetArrayFromImage(shell) > 0)
+    moving = warp_by(read(DATA / "brats_met_00110/BraTS-MET-00110-000-t2w.nii.gz"), field)
+    bone = sitk.Cast(warp_by(sitk.Cast(shell, sitk.sitkFloat32), field) > 0.5, sitk.sitkUInt8)
+    register(fixed, moving, "translation", resample=False)  # start the worker (the itk import, ~10 s)
+    for resample in (False, True):
+        walls, cpus = [], []
+        for _ in range(repeats):
+            cpu, start = worker_cpu_seconds(), time.perf_counter()
+            register(fixed, moving, "bspline-mi-rigidity", rigidity_mask=bone, resample=resample)
+            walls.append(time.perf_counter() - start)
+            cpus.append(worker_cpu_seconds() - cpu)
+        print(
+            f"timing bspline-mi-rigidity {'with' if resample else 'without'} resampling, {fixed.GetSize()}: "
+            f"median wall {np.median(walls):.1f} s, worker CPU {np.median(cpus):.1f} s, "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
+
+
 def summary(rows: list[dict]) -> str:
     """Medians over the motions of each section, data set, pair and method, as a Markdown table."""
     lines = []
@@ -284,13 +319,13 @@ def summary(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=("rigid", "native", "deform", "via-model"))
+    parser.add_argument("--only", nargs="+", choices=("rigid", "native", "deform", "via-model", "timing"))
     parser.add_argument("--motions", type=int, default=3, help="known motions per data set (default: %(default)s)")
     parser.add_argument("--markdown", type=Path, help="also write the summary table here")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"the real data folder {DATA} is absent")
-    sections = args.only or ["rigid", "native", "deform", "via-model"]
+    sections = args.only or ["rigid", "native", "deform", "via-model", "timing"]
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-registration-") as tmp:
         if "rigid" in sections:
@@ -300,7 +335,9 @@ def main() -> None:
         if "deform" in sections:
             section_deform(rows, Path(tmp))
         if "via-model" in sections:
-            section_via_model(rows, Path(tmp), max(args.motions, 5))
+            section_via_model(rows, Path(tmp), max(args.motions, 4))
+        if "timing" in sections:
+            section_timing(args.motions)
     table = summary(rows)
     print(table)
     if args.markdown:
