@@ -107,7 +107,7 @@ def _identity(reference: sitk.Image) -> dict[str, list[str]]:
         "Size": [str(s) for s in reference.GetSize()],
         "Spacing": [str(s) for s in reference.GetSpacing()],
         "Origin": [str(s) for s in reference.GetOrigin()],
-        "Direction": [str(s) for s in reference.GetDirection()],
+        "Direction": [str(s) for s in np.array(reference.GetDirection()).reshape(3, 3).T.ravel()],
         "Index": ["0", "0", "0"],
         "UseDirectionCosines": ["true"],
         "HowToCombineTransforms": ["Compose"],
@@ -137,6 +137,17 @@ def test_saved_transform_is_reused_on_a_mask(crops, tmp_path):
     assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.97
     with pytest.raises(MRSynthError, match="exists and is not empty"):
         result.transform.save(folder)
+
+
+def test_transformix_resamples_onto_a_reference_grid_of_any_orientation(crops):
+    """A sagittal-like grid (permuted axes, non-diagonal direction) gets what SimpleITK's resampling gives."""
+    t1 = crops["t1"]
+    reference = sitk.PermuteAxes(t1, [2, 0, 1])
+    shift = Transform([_identity(t1) | {"TransformParameters": ["2.0", "-3.0", "1.0"]}])
+    out = apply_transform(t1, shift, reference=reference, order=1)
+    expected = sitk.Resample(t1, reference, sitk.TranslationTransform(3, (2.0, -3.0, 1.0)), sitk.sitkLinear, 0.0)
+    inner = (slice(4, -4),) * 3
+    assert np.abs(sitk.GetArrayFromImage(out) - sitk.GetArrayFromImage(expected))[inner].max() < 1.0
 
 
 def test_a_registration_is_cancelled_and_the_next_one_runs(crops):

@@ -472,7 +472,8 @@ def _grid_entries(reference: sitk.Image) -> ParameterMap:
         "Size": [str(s) for s in reference.GetSize()],
         "Spacing": [repr(float(s)) for s in reference.GetSpacing()],
         "Origin": [repr(float(s)) for s in reference.GetOrigin()],
-        "Direction": [repr(float(s)) for s in reference.GetDirection()],
+        # elastix lists the direction matrix column by column, SimpleITK row by row
+        "Direction": [repr(float(s)) for s in np.array(reference.GetDirection()).reshape(3, 3).T.ravel()],
         "Index": ["0", "0", "0"],
     }
 
