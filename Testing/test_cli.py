@@ -16,7 +16,7 @@ from mrsynth import cli
 from mrsynth.checkpoint import ModelInfo, save_checkpoint
 from mrsynth.networks import HighResNet
 
-SUBCOMMANDS = ["simulate", "train", "synthesize", "evaluate", "models", "demo"]
+SUBCOMMANDS = ["simulate", "train", "synthesize", "evaluate", "register", "transform", "prepare", "models", "demo"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -18,13 +18,16 @@ def _parser() -> argparse.ArgumentParser:
     from .grid_search import add_grid_search_parser
     from .kernel_training import add_train_kernel_parser
     from .model_commands import add_models_parser
+    from .prepare import add_prepare_parser
+    from .register_command import add_register_parser, add_transform_parser
     from .simulate import add_simulate_parser
     from .synthesis import add_synthesize_parser
     from .train_command import add_train_parser
 
     parser = argparse.ArgumentParser(
         prog="mrsynth",
-        description="Deep-learning MRI contrast synthesis: simulate paired data, train, synthesize, evaluate. "
+        description="Deep-learning MRI contrast synthesis: simulate paired data, train, synthesize, evaluate, "
+        "and prepare real scans (register, resample, mask, normalise). "
         "Axis triples are always given in the order superior-inferior, anterior-posterior, left-right (SI AP LR).",
     )
     parser.add_argument("--version", action="version", version=f"mrsynth {__version__}")
@@ -37,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         add_grid_search_parser,
         add_synthesize_parser,
         add_evaluate_parser,
+        add_register_parser,
+        add_transform_parser,
+        add_prepare_parser,
         add_models_parser,
         add_demo_parser,
     ):

@@ -2,7 +2,9 @@
 
 A case is a folder with the inputs on the high-resolution grid (e.g. ``GE_aOP.nii.gz``,
 ``GE_aIP.nii.gz``), the thick-slice target (``TSE_thick.nii.gz``) on the grid that ``grids.thick_grid``
-derives from it, and a body mask (``head_mask.nii.gz``). ``mrsynth simulate`` writes such folders.
+derives from it, and a body mask (``head_mask.nii.gz``). ``mrsynth simulate`` and ``mrsynth prepare``
+write such folders; input voxels that registration pushed outside the field of view are marked
+``masks.OUTSIDE`` (-1) by ``prepare``: they are set to 0 and never sampled as patch centres.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import MRSynthError
 from .grids import thick_grid
 from .highlow import SLICE_FACTOR, offset_kernel_combinations
-from .masks import normalise_p99
+from .masks import OUTSIDE, normalise_p99, sampling_mask
 from .volume_io import check_same_grid, paper_spacing, read_volume, same_grid, to_paper
 
 
@@ -56,7 +57,10 @@ class Case:
         mask_array = to_paper(read_volume(find_volume(folder, mask), f"{folder.name}/{mask}", check=False)) > 0
         if not mask_array.any():
             raise MRSynthError(f"case {folder}: {mask} is empty: give a body mask")
-        arrays = np.stack([normalise_p99(to_paper(images[n]), mask_array)[0] for n in inputs])
+        raw = [to_paper(images[n]) for n in inputs]
+        outside = np.any([array == OUTSIDE for array in raw], axis=0)
+        raw = [np.where(outside, 0, array) for array in raw]
+        arrays = np.stack([normalise_p99(array, mask_array & ~outside)[0] for array in raw])
         thick_mask = mask_array.reshape(*mask_array.shape[:2], -1, SLICE_FACTOR).any(-1)
         target_array = normalise_p99(to_paper(target_image), thick_mask)[0]
         return cls(
@@ -65,20 +69,8 @@ class Case:
             target=target_array.astype(np.float32),
             mask=mask_array,
             spacing=paper_spacing(reference),
-            candidates=np.flatnonzero(sampling_mask(mask_array, patch)),
+            candidates=np.flatnonzero(sampling_mask(mask_array, patch) & ~outside),
         )
-
-
-def sampling_mask(mask: np.ndarray, patch: Sequence[int]) -> np.ndarray:
-    """Body mask dilated by a box of the patch size: a patch centred in it holds at most ~50% background.
-
-    A separable maximum filter does the box dilation in linear time, which a structuring element
-    of 56 x 56 x 32 voxels would not.
-    """
-    out = mask.astype(np.uint8)
-    for axis, size in enumerate(patch):
-        out = ndimage.maximum_filter1d(out, size=int(size), axis=axis, mode="constant")
-    return out.astype(bool)
 
 
 @dataclass
