@@ -16,7 +16,19 @@ from mrsynth import cli
 from mrsynth.checkpoint import ModelInfo, save_checkpoint
 from mrsynth.networks import HighResNet
 
-SUBCOMMANDS = ["simulate", "train", "synthesize", "evaluate", "register", "transform", "prepare", "models", "demo"]
+SUBCOMMANDS = [
+    "simulate",
+    "train",
+    "train-kernel",
+    "grid-search",
+    "synthesize",
+    "evaluate",
+    "register",
+    "transform",
+    "prepare",
+    "models",
+    "demo",
+]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
