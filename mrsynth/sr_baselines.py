@@ -73,6 +73,7 @@ class ScSR:
     def fit(self, volumes: list[np.ndarray], masks: list[np.ndarray]) -> ScSR:
         """Learn the dictionary from thin volumes (thick slices made by the forward model)."""
         from sklearn.decomposition import MiniBatchDictionaryLearning
+        from sklearn.exceptions import ConvergenceWarning
 
         rng = np.random.default_rng(self.seed)
         lows, highs = [], []
@@ -100,7 +101,9 @@ class ScSR:
             transform_n_nonzero_coefs=self.nonzero,
         )
         scale = float(np.median(np.linalg.norm(low_f, axis=1))) + 1e-12  # a sparsity weight that fits the data
-        self.low_dict = learner.fit(low_f / scale).components_
+        with warnings.catch_warnings():  # a few inexact lasso steps do not matter for a dictionary
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            self.low_dict = learner.fit(low_f / scale).components_
         codes = self._encode(low_f)
         gram = codes.T @ codes + 1e-6 * np.eye(self.atoms)
         self.high_dict = np.linalg.solve(gram, codes.T @ high_f)
