@@ -17,6 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     from .evaluation import add_evaluate_parser
     from .model_commands import add_models_parser
     from .simulate import add_simulate_parser
+    from .superres import add_superres_parser
     from .synthesis import add_synthesize_parser
     from .train_command import add_train_parser
 
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         add_simulate_parser,
         add_train_parser,
         add_synthesize_parser,
+        add_superres_parser,
         add_evaluate_parser,
         add_models_parser,
         add_demo_parser,
