@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     from .superres import add_superres_parser
     from .synthesis import add_synthesize_parser
     from .train_command import add_train_parser
+    from .transfer import add_transfer_parser
 
     parser = argparse.ArgumentParser(
         prog="mrsynth",
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         add_train_parser,
         add_synthesize_parser,
         add_superres_parser,
+        add_transfer_parser,
         add_evaluate_parser,
         add_models_parser,
         add_demo_parser,
