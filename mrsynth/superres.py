@@ -85,29 +85,44 @@ def superresolve(
             f"{len(images)} volumes were given"
         )
     axis = _slice_axis(model, images[0], slice_axis)
-    factor = int(model.info.slice_factor)
-    grid = thin_grid(images[0], factor, axis)
+    grid = thin_grid(images[0], int(model.info.slice_factor), axis)
     _warn_voxel_size(grid, model)
-    arrays = [to_paper(image) for image in images]
-    body = body_mask(arrays[0]) if mask is None else np.asarray(mask, dtype=bool)
-    scaled = [normalise_p99(a, body) for a in arrays]
-    low = np.stack([to_thin(a, axis, factor) for a, _ in scaled])
-    options = options or InferenceOptions()
-    info = model.info
-    groups = [list(range(len(images)))] if channels == len(images) else [[i] for i in range(len(images))]
-    outputs, reports = [], []
-    for group in groups:
-        run = infer(low[group], model.network, options, patch=info.patch, stride=info.stride, device=device,
-                    progress=progress)  # fmt: skip
-        outputs += [run.hr[i] * scaled[g][1] for i, g in enumerate(group)]
-        reports.append(run.report)
-    interpolated = [low[i] * scaled[i][1] for i in range(len(images))]
+    outputs, interpolated, reports = superresolve_arrays(
+        model, [to_paper(image) for image in images], axis, mask=mask, options=options, device=device, progress=progress
+    )
     return SuperResolutionResult(
         outputs=[from_paper(o.astype(np.float32), grid) for o in outputs],
         interpolated=[from_paper(i.astype(np.float32), grid) for i in interpolated],
         slice_axis=axis,
         reports=reports,
     )
+
+
+def superresolve_arrays(
+    model: LoadedModel,
+    arrays: list[np.ndarray],
+    axis: int,
+    *,
+    mask: np.ndarray | None = None,
+    options: InferenceOptions | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[InferenceReport]]:
+    """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units."""
+    channels = int(model.info.arguments.get("in_channels", 1))
+    factor = int(model.info.slice_factor)
+    body = body_mask(arrays[0]) if mask is None else np.asarray(mask, dtype=bool)
+    scaled = [normalise_p99(a, body) for a in arrays]
+    low = np.stack([to_thin(a, axis, factor) for a, _ in scaled])
+    options = options or InferenceOptions()
+    groups = [list(range(len(arrays)))] if channels == len(arrays) else [[i] for i in range(len(arrays))]
+    outputs, reports = [], []
+    for group in groups:
+        run = infer(low[group], model.network, options, patch=model.info.patch, stride=model.info.stride,
+                    device=device, progress=progress)  # fmt: skip
+        outputs += [run.hr[i] * scaled[g][1] for i, g in enumerate(group)]
+        reports.append(run.report)
+    return outputs, [low[i] * scaled[i][1] for i in range(len(arrays))], reports
 
 
 def _warn_voxel_size(grid: sitk.Image, model: LoadedModel) -> None:
