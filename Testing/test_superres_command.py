@@ -66,3 +66,10 @@ def test_isotropic_input_needs_a_slice_axis(tmp_path):
     model = load_checkpoint(_model(tmp_path / "m.pt"))
     with pytest.raises(Exception, match="slice axis"):
         superresolve(model, [_thin_head()])
+
+
+def test_synthesize_points_super_resolution_models_to_superres(tmp_path, capsys):
+    path = _model(tmp_path / "m.pt")
+    sitk.WriteImage(_thin_head(), str(tmp_path / "a.nii.gz"))
+    assert main(["synthesize", str(path), str(tmp_path / "a.nii.gz"), "--output", str(tmp_path / "o.nii.gz")]) == 2
+    assert "mrsynth superres" in capsys.readouterr().err
