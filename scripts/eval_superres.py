@@ -8,7 +8,8 @@ brought back per echo by every method, and T2 (Sveinsson et al.) is compared per
 the thin echoes' T2. Real thick-slice series (no truth) get orthogonal-reformat figures.
 
     python scripts/eval_superres.py --model runs/superres-x4-sim/model.pt --out runs/sr_eval \
-        --sim runs/sim/seg_14 runs/sim/seg_15 runs/sim/brainweb --real --dess --native --scsr-train runs/sim/seg_0[1-4]
+        --sim runs/sim/seg_15 runs/sim/brainweb --axes LR --dess \
+        --real ../shared/data/brats_met_00110/BraTS-MET-00110-000-t1n.nii.gz [--native] [--scsr-train DIR ...]
 """
 
 from __future__ import annotations
@@ -107,11 +108,8 @@ def sim_cases(folders: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return cases
 
 
-def real_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
-    files = sorted(glob.glob(str(SHARED / "brats_met_00110" / "*.nii.gz")))
-    files += [
-        str(SHARED / "tcga_brats_space" / f"TCGA-{p}_{c}.nii.gz") for p in ("DU-7294", "FG-6692") for c in ("t1", "t2")
-    ]
+def real_cases(files: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Real 1 mm volumes (skull-stripped: the head mask is the filled nonzero region)."""
     cases = []
     for path in files:
         volume = to_paper(read_volume(path))
@@ -240,7 +238,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--sim", nargs="*", default=[])
     parser.add_argument("--axes", nargs="+", default=["SI", "AP", "LR"])
-    parser.add_argument("--real", action="store_true")
+    parser.add_argument("--real", nargs="*", default=[], help="real 1 mm volumes (paths under ../shared/data)")
     parser.add_argument("--dess", action="store_true")
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--scsr-train", nargs="*", default=[])
@@ -263,7 +261,7 @@ def main() -> None:
         report["sim"] = table1(model, sim_cases(args.sim), axes, scsr, factor)
         report["sim_figure"] = sim_figure(model, args.sim[0], out, factor)
     if args.real:
-        report["real"] = table1(model, real_cases(), axes, scsr, factor)
+        report["real"] = table1(model, real_cases(args.real), axes, scsr, factor)
     if args.dess:
         labels = [(str(SHARED / "synthseg_labels" / f"training_seg_{i}.nii.gz"), "synthseg") for i in ("14", "15")]
         labels.append((str(SHARED / "brainweb" / "brainweb_crisp_labels_from_MRiLab.nii.gz"), "brainweb"))
