@@ -129,8 +129,9 @@ def _warn_voxel_size(grid: sitk.Image, model: LoadedModel) -> None:
     spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size)
     if np.any(np.abs(spacing - trained) > VOXEL_SIZE_TOLERANCE * trained):
         warnings.warn(
-            f"the super-resolved voxel size {tuple(np.round(spacing, 2))} mm differs from the model's training "
-            f"voxel size {tuple(np.round(trained, 2))} mm (SI AP LR): results may be poorer than on its test data",
+            f"the super-resolved voxel size {tuple(round(float(v), 2) for v in spacing)} mm differs from the model's "
+            f"training voxel size {tuple(round(float(v), 2) for v in trained)} mm (SI AP LR): results may be poorer "
+            "than on its test data",
             stacklevel=2,
         )
 
