@@ -52,3 +52,21 @@ def test_transfer_command_writes_a_loadable_model_and_refuses_multi_contrast_sou
     assert "single-contrast" in capsys.readouterr().err
     with pytest.raises(MRSynthError, match="distinct"):
         expand_contrasts(load_checkpoint(source), ["S1", "S1"])
+
+
+def test_a_converted_model_fine_tunes_on_two_contrasts(tmp_path):
+    from test_sr_training import _case
+
+    source = load_checkpoint(_single(tmp_path / "sr.pt"))
+    converted = expand_contrasts(source, ["TSE_HR", "TSE_T2_HR"])
+    save_checkpoint(tmp_path / "two.pt", converted.network, converted.info)
+    case = _case(tmp_path / "c", 0)
+    args = [
+        "train", "--task", "superres", "--run-dir", str(tmp_path / "run"), "--set", f"data.train=[{case}]",
+        "--set", "data.contrasts=[TSE_HR, TSE_T2_HR]", "--set", "data.joint_contrasts=true",
+        "--set", f"init_weights={tmp_path / 'two.pt'}", "--set", "model.depth=3", "--set", "model.width=4",
+        "--set", "iterations=2", "--set", "batch_size=1", "--set", "device=cpu",
+    ]  # fmt: skip
+    assert main(args) == 0
+    tuned = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert tuned.info.arguments["in_channels"] == 2 and tuned.info.outputs == ["TSE_HR", "TSE_T2_HR"]
