@@ -80,7 +80,7 @@ class ScSR:
         per_volume = -(-self.samples // len(volumes))
         for volume, mask in zip(volumes, masks, strict=True):
             low = tricubic(make_thick(volume, self.axis, self.factor), self.axis, self.factor, volume.shape[self.axis])
-            centres = np.argwhere(mask[self._interior(mask.shape)])
+            centres = np.argwhere(mask[self._centres(mask.shape)])  # indexed by patch corner
             if not len(centres):
                 raise MRSynthError("a ScSR training mask has no voxel a whole patch fits around: give a larger mask")
             chosen = centres[rng.choice(len(centres), size=min(per_volume, len(centres)), replace=False)]
@@ -117,9 +117,10 @@ class ScSR:
             warnings.filterwarnings("ignore", message="Orthogonal matching pursuit ended prematurely")
             return sparse_encode(features, self.low_dict, algorithm="omp", n_nonzero_coefs=self.nonzero)
 
-    def _interior(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
-        """Patch corners whose patch lies inside the volume, indexed by corner."""
-        return tuple(slice(0, n - self.patch + 1) for n in shape)
+    def _centres(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
+        """The centres of the patches that lie inside the volume (their corners are these minus patch // 2)."""
+        c = self.patch // 2
+        return tuple(slice(c, n - self.patch + 1 + c) for n in shape)
 
     def predict(self, low: np.ndarray, mask: np.ndarray | None = None, stride: int = 2) -> np.ndarray:
         """Super-resolve an interpolated (tricubic) thin-grid volume; voxels no patch covers keep ``low``."""
