@@ -7,6 +7,7 @@ import torch
 
 from mrsynth.checkpoint import ModelInfo, load_checkpoint, save_checkpoint
 from mrsynth.cli import main
+from mrsynth.errors import MRSynthError
 from mrsynth.networks import MRSR
 from mrsynth.superres import simulate_thick, superresolve
 from mrsynth.thick_slices import to_thin
@@ -64,7 +65,7 @@ def test_cli_writes_one_output_per_input_and_refuses_wrong_models(tmp_path, caps
 
 def test_isotropic_input_needs_a_slice_axis(tmp_path):
     model = load_checkpoint(_model(tmp_path / "m.pt"))
-    with pytest.raises(Exception, match="slice axis"):
+    with pytest.raises(MRSynthError, match="slice axis"):
         superresolve(model, [_thin_head()])
 
 
