@@ -27,7 +27,13 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ModelInfo:
-    """What a model is and how to use it (the non-weight part of a checkpoint)."""
+    """What a model is and how to use it (the non-weight part of a checkpoint).
+
+    ``task`` is ``synthesis`` (contrast synthesis; older checkpoints, which lack the field) or
+    ``super-resolution``; a super-resolution model also names its ``outputs`` (one per output
+    channel) and the ``slice_axis`` it was trained for (``SI``/``AP``/``LR`` in the paper's axis
+    names, or ``any``), and its ``slice_factor`` is the thick-to-thin ratio.
+    """
 
     name: str
     architecture: str
@@ -51,6 +57,9 @@ class ModelInfo:
     )
     version: str = "0"
     training: dict[str, Any] = field(default_factory=dict)
+    task: str = "synthesis"
+    outputs: list[str] | None = None
+    slice_axis: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

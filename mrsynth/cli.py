@@ -21,8 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     from .prepare import add_prepare_parser
     from .register_command import add_register_parser, add_transform_parser
     from .simulate import add_simulate_parser
+    from .superres import add_superres_parser
     from .synthesis import add_synthesize_parser
     from .train_command import add_train_parser
+    from .transfer import add_transfer_parser
 
     parser = argparse.ArgumentParser(
         prog="mrsynth",
@@ -39,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
         add_train_kernel_parser,
         add_grid_search_parser,
         add_synthesize_parser,
+        add_superres_parser,
+        add_transfer_parser,
         add_evaluate_parser,
         add_register_parser,
         add_transform_parser,

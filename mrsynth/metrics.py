@@ -190,6 +190,13 @@ def psnr(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None, data
     return float(10.0 * np.log10(data_range**2 / mse))
 
 
+def rmse(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Root mean square error inside the mask (paper 003, Table 1)."""
+    pred, ref = _pair(pred, ref)
+    mask = _mask(mask, ref.shape)
+    return float(np.sqrt(np.mean(_region((pred.astype(np.float64) - ref) ** 2, mask))))
+
+
 def relative_error_map(
     pred: np.ndarray, ref: np.ndarray, floor: float = 0.05, mask: np.ndarray | None = None
 ) -> np.ndarray:

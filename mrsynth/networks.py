@@ -90,7 +90,48 @@ class HighResNet(nn.Module):
         return tuple(per_axis)  # type: ignore[return-value]
 
 
-ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet}
+class MRSR(nn.Module):
+    """Magnetic Resonance Super-Resolution network (paper 003, Fig. 2; VDSR-style residual learning).
+
+    ``depth`` 3x3x3 convolutions of ``width`` feature maps, each but the last followed by ReLU, zero
+    padding so the output keeps the input's size. The input is the thick-slice volume already
+    interpolated onto the thin grid; the network predicts only the residual, which is added to the
+    first ``out_channels`` inputs (output contrast i is input contrast i, super-resolved). The last
+    layer starts at zero, so an untrained network returns its interpolated input exactly and
+    training starts from interpolation rather than from noise.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 20, width: int = 64):
+        super().__init__()
+        if depth < 2 or width < 1:
+            raise MRSynthError(f"MRSR needs depth >= 2 and width >= 1, not depth {depth}, width {width}")
+        if not 1 <= out_channels <= in_channels:
+            raise MRSynthError(
+                f"MRSR adds its residual to the first outputs' inputs: out_channels ({out_channels}) must be "
+                f"between 1 and in_channels ({in_channels})"
+            )
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(depth - 1):
+            layers += [nn.Conv3d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv3d(channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.depth = depth
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, : self.out_channels] + self.head(self.body(x))
+
+    def receptive_field(self) -> Triple:
+        """Each 3x3x3 convolution adds 2 voxels per axis."""
+        size = 1 + 2 * self.depth
+        return (size, size, size)
+
+
+ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR}
 
 
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:

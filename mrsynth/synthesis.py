@@ -359,6 +359,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
     options = inference_options(args)
     options.checked(resolve_device(args.device))
     model = load_model(args.model)
+    if model.info.task == "super-resolution":
+        raise MRSynthError(f"model {model.info.name} is a super-resolution model: use mrsynth superres with it")
     model.check_inputs(len(args.inputs))
     if options.stride is not None:
         factor = model.info.slice_factor if lr_kernel_of(model.info) is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,6 +18,12 @@ def add_train_parser(subparsers: Any) -> None:
         description="Train a contrast-synthesis model with the High-to-low approach of paper 000. Settings come "
         "from --config (YAML or JSON; every key of mrsynth.training.DEFAULTS) and --set overrides. A killed run "
         "continues from its last checkpoint with --resume RUN_DIR.",
+    )
+    parser.add_argument(
+        "--task",
+        choices=["high-to-low", "superres"],
+        help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
+        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -51,14 +58,17 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .sr_training import SR_DEFAULTS, SRTrainer
     from .training import load_config, train
 
-    if args.resume and (args.config or args.run_dir):
-        raise MRSynthError("--resume continues a run with its saved config: leave out --config and --run-dir")
+    if args.resume and (args.config or args.run_dir or args.task):
+        raise MRSynthError("--resume continues a run with its saved config: leave out --config, --run-dir and --task")
     if not args.resume and not args.run_dir:
         raise MRSynthError("give --run-dir for a new run, or --resume RUN_DIR to continue one")
     overrides = parse_overrides(args.set)
-    config = None if args.resume else load_config(args.config, overrides)
+    task = _saved_task(args.resume) if args.resume else (args.task or _config_task(args.config))
+    task_options: dict[str, Any] = {"defaults": SR_DEFAULTS, "trainer_class": SRTrainer} if task == "superres" else {}
+    config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
     bar = tqdm(unit="it", dynamic_ncols=True)
 
     def progress(done: int, total: int, row: dict[str, float]) -> None:
@@ -69,8 +79,25 @@ def run_train(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        model = train(config, args.run_dir, resume=args.resume, progress=progress, resume_overrides=overrides)
+        model = train(
+            config, args.run_dir, resume=args.resume, progress=progress, resume_overrides=overrides, **task_options
+        )
     finally:
         bar.close()
     print(f"model written to {model}")
     return 0
+
+
+def _config_task(path: str | None) -> str:
+    """The task a config file names (``task: superres``), else High-to-low."""
+    if not path:
+        return "high-to-low"
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "high-to-low"  # load_config reports the problem with the file
+    return "superres" if isinstance(loaded, dict) and loaded.get("task") == "superres" else "high-to-low"
+
+
+def _saved_task(run_dir: str) -> str:
+    return _config_task(str(Path(run_dir) / "config.yaml")) if (Path(run_dir) / "config.yaml").is_file() else ""

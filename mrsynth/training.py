@@ -88,9 +88,11 @@ RESUME_OVERRIDABLE = {"iterations", "checkpoint_every", "device", "threads"}
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults, updated by a YAML/JSON file, updated by ``overrides`` (nested dicts merge)."""
-    config = copy.deepcopy(DEFAULTS)
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults (``DEFAULTS`` unless given), updated by a YAML/JSON file, updated by ``overrides``."""
+    config = copy.deepcopy(DEFAULTS if defaults is None else defaults)
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -390,19 +392,24 @@ def train(
     resume: str | Path | None = None,
     progress: ProgressCallback | None = None,
     resume_overrides: dict[str, Any] | None = None,
+    *,
+    defaults: dict[str, Any] | None = None,
+    trainer_class: type[Trainer] | None = None,
 ) -> Path:
     """Start a run in ``run_dir`` with ``config``, or continue the run in ``resume``; returns the model file.
 
     A resumed run keeps its saved config; only the settings in ``RESUME_OVERRIDABLE`` (to train
-    longer, say) may change, and the change is saved with the run.
+    longer, say) may change, and the change is saved with the run. ``defaults`` and ``trainer_class``
+    select another task's loop (super-resolution: ``sr_training``).
     """
+    trainer_class = trainer_class or Trainer
     if resume is not None:
         run_dir = Path(resume)
         config_path = run_dir / "config.yaml"
         last = run_dir / "checkpoints" / "last.pt"
         if not config_path.is_file():
             raise MRSynthError(f"{run_dir} is not a training run (no config.yaml): give the run directory to resume")
-        config = load_config(config_path)
+        config = load_config(config_path, defaults=defaults)
         if resume_overrides:
             refused = sorted(set(resume_overrides) - RESUME_OVERRIDABLE)
             if refused:
@@ -410,9 +417,9 @@ def train(
                     f"{', '.join(refused)} cannot change in a resumed run (only {', '.join(sorted(RESUME_OVERRIDABLE))}"
                     "): start a new run instead"
                 )
-            config = load_config(config_path, resume_overrides)
+            config = load_config(config_path, resume_overrides, defaults)
             _write_config(config, run_dir)
-        trainer = Trainer(config, run_dir)
+        trainer = trainer_class(config, run_dir)
         if last.is_file():
             trainer.restore(last)
         return trainer.run(progress)
@@ -424,7 +431,7 @@ def train(
     if not run_dir.parent.is_dir():
         raise MRSynthError(f"folder {run_dir.parent} does not exist: create it first")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, run_dir)
+    trainer = trainer_class(config, run_dir)
     _write_config(config, run_dir)
     return trainer.run(progress)
 

@@ -1,0 +1,73 @@
+"""Super-resolution training: stride-16 patches, the forward model per patch, resume, task in the checkpoint."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from mrsynth.checkpoint import load_checkpoint
+from mrsynth.cli import main
+from mrsynth.sr_training import patch_corners, simulate_patch
+from mrsynth.thick_slices import make_thick, to_thin
+
+
+def test_a_patch_sees_what_the_whole_volume_would_give():
+    volume = np.random.default_rng(0).random((1, 34, 34, 240)).astype(np.float32)
+    for factor, phase, start in ((4, 0, 100), (3, 2, 130), (4, 1, 0), (2, 0, 208)):
+        corner = np.array([1, 2, start])
+        x, y = simulate_patch(volume, corner, (32, 32, 32), 2, factor, phase)
+        p = phase if start >= phase else 0
+        shifted = volume[..., p:]
+        whole = to_thin(make_thick(shifted, 3, factor), 3, factor, shifted.shape[3])
+        np.testing.assert_allclose(x, whole[:, 1:33, 2:34, start - p : start - p + 32], atol=1e-5)
+        np.testing.assert_array_equal(y, volume[:, 1:33, 2:34, start : start + 32])
+
+
+def test_patches_lie_on_the_stride_grid_and_hold_body():
+    mask = np.zeros((64, 64, 64), dtype=bool)
+    mask[20:40, 20:40, 20:40] = True
+    corners = patch_corners(mask, (32, 32, 32), (16, 16, 16), 0.1)
+    assert len(corners) and np.all(corners % 16 == 0)
+    assert len(patch_corners(mask, (32, 32, 32), (16, 16, 16), 0.9)) == 0
+
+
+def _case(folder, seed):
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    array = np.zeros((40, 40, 40), dtype=np.float32)
+    for _ in range(20):
+        a, s = rng.integers(0, 30, 3), rng.integers(3, 10, 3)
+        array[a[0] : a[0] + s[0], a[1] : a[1] + s[1], a[2] : a[2] + s[2]] = rng.random() + 0.5
+    for name, values in (("TSE_HR", array), ("TSE_T2_HR", array[::-1].copy()), ("head_mask", (array > 0) * 1.0)):
+        sitk.WriteImage(sitk.GetImageFromArray(values.astype(np.float32)), str(folder / f"{name}.nii.gz"))
+    return folder
+
+
+def test_train_superres_resumes_and_describes_its_task(tmp_path):
+    cases = [str(_case(tmp_path / f"c{i}", i)) for i in range(2)]
+    args = [
+        "train", "--task", "superres", "--run-dir", str(tmp_path / "run"),
+        "--set", f"data.train=[{cases[0]}]", "--set", f"data.val=[{cases[1]}]",
+        "--set", "data.contrasts=[TSE_HR, TSE_T2_HR]", "--set", "model.depth=3", "--set", "model.width=4",
+        "--set", "iterations=4", "--set", "batch_size=2", "--set", "epoch_patches=4", "--set", "val_patches=2",
+        "--set", "checkpoint_every=2", "--set", "device=cpu",
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--set", "iterations=6"]) == 0
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(rows) == 7
+    info = load_checkpoint(tmp_path / "run" / "model.pt").info
+    assert info.task == "super-resolution" and info.architecture == "MRSR"
+    assert info.slice_factor == 4 and info.slice_axis == "any" and info.patch == [32, 32, 32]
+    assert info.arguments["in_channels"] == 1  # single-contrast model, trained on both contrasts
+
+
+def test_resume_refuses_a_task_switch(tmp_path):
+    assert main(["train", "--resume", str(tmp_path), "--task", "superres"]) == 2
+
+
+@pytest.mark.parametrize("bad", ["slice_factor=1", "slice_axes=[XY]"])
+def test_bad_settings_are_named(tmp_path, bad, capsys):
+    case = _case(tmp_path / "c", 0)
+    args = ["train", "--task", "superres", "--run-dir", str(tmp_path / "run"), "--set", f"data.train=[{case}]"]
+    assert main([*args, "--set", bad, "--set", "device=cpu"]) == 2
+    assert "slice" in capsys.readouterr().err

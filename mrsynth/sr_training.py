@@ -1,0 +1,275 @@
+"""Super-resolution training (paper 003, sections 3.1-3.2) in the foundation's resumable loop.
+
+A case is a folder of thin-slice volumes (``data.contrasts``, e.g. the noise-free ``TSE_HR`` and
+``TSE_T2_HR`` that ``mrsynth simulate`` writes, or real 1 mm scans) and a body mask. Patches of
+32x32x32 voxels are taken on a grid of stride 16 (as the paper) wherever they hold body, in a
+shuffled order; each gets a slice axis drawn from ``slice_axes`` and a random thick-slice phase, and
+its input is made by the forward model of ``thick_slices`` (anti-aliasing filter, decimation, cubic
+interpolation back to the thin grid) on a block with enough context along the slice axis that the
+patch equals what the whole volume would give. The loss is L2 between the network output
+(interpolated input + residual) and the thin patch. With ``data.joint_contrasts`` false every
+contrast is a separate single-channel sample (a single-contrast model trained on several
+contrasts); with true they are the channels of one multi-contrast sample.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import ModelInfo
+from .data import find_volume
+from .errors import MRSynthError
+from .inference import resolve_device
+from .masks import normalise_p99
+from .networks import build_network
+from .thick_slices import AXIS_NAMES, FILTER_ORDER, check_factor, make_thick, parse_axis, to_thin
+from .training import Trainer, _case_dirs, train
+from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
+
+SR_DEFAULTS: dict[str, Any] = {
+    "task": "superres",
+    "name": "my-superres-model",
+    "version": "1",
+    "data": {"train": [], "val": [], "contrasts": ["TSE_HR"], "mask": "head_mask", "joint_contrasts": False},
+    "model": {"architecture": "MRSR", "depth": 20, "width": 64},
+    "slice_factor": 4,
+    "slice_axes": ["SI", "AP", "LR"],
+    "patch": [32, 32, 32],
+    "stride": [16, 16, 16],
+    "min_body_fraction": 0.1,
+    "batch_size": 8,
+    "learning_rate": 1.0e-4,
+    "lr_schedule": "constant",
+    "weight_decay": 0.0,
+    "iterations": 1000,
+    "epoch_patches": 400,
+    "val_patches": 64,
+    "checkpoint_every": 50,
+    "flip": True,
+    "early_stopping": None,  # as in training.DEFAULTS
+    "seed": 0,
+    "init_weights": None,
+    "device": "auto",
+    "threads": 0,
+}
+
+
+class SRCase:
+    """One subject's thin volumes [C, SI, AP, LR], each divided by its 99th percentile in the mask."""
+
+    def __init__(self, folder: str | Path, contrasts: list[str], mask_name: str):
+        folder = Path(folder)
+        images = {n: read_volume(find_volume(folder, n), f"{folder.name}/{n}") for n in contrasts}
+        check_same_grid(images)
+        mask = to_paper(read_volume(find_volume(folder, mask_name), f"{folder.name}/{mask_name}", check=False)) > 0
+        if not mask.any():
+            raise MRSynthError(f"case {folder}: {mask_name} is empty: give a body mask")
+        self.name = folder.name
+        self.mask = mask
+        self.volumes = np.stack([normalise_p99(to_paper(images[n]), mask)[0] for n in contrasts]).astype(np.float32)
+        self.spacing = paper_spacing(images[contrasts[0]])
+
+
+def patch_corners(mask: np.ndarray, patch: tuple[int, ...], stride: tuple[int, ...], min_fraction: float) -> np.ndarray:
+    """Corners of the stride grid whose patch holds at least ``min_fraction`` body voxels."""
+    grids = [sorted(set(range(0, n - p + 1, s)) | {n - p}) for n, p, s in zip(mask.shape, patch, stride, strict=True)]
+    corners = np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, 3)
+    counts = np.cumsum(np.cumsum(np.cumsum(np.pad(mask, ((1, 0), (1, 0), (1, 0))), 0), 1), 2, dtype=np.int64)
+    a, (p0, p1, p2) = corners, patch
+    inside = (
+        counts[a[:, 0] + p0, a[:, 1] + p1, a[:, 2] + p2]
+        - counts[a[:, 0], a[:, 1] + p1, a[:, 2] + p2]
+        - counts[a[:, 0] + p0, a[:, 1], a[:, 2] + p2]
+        - counts[a[:, 0] + p0, a[:, 1] + p1, a[:, 2]]
+        + counts[a[:, 0], a[:, 1], a[:, 2] + p2]
+        + counts[a[:, 0], a[:, 1] + p1, a[:, 2]]
+        + counts[a[:, 0] + p0, a[:, 1], a[:, 2]]
+        - counts[a[:, 0], a[:, 1], a[:, 2]]
+    )
+    return corners[inside >= min_fraction * np.prod(patch)]
+
+
+def simulate_patch(volume: np.ndarray, corner: np.ndarray, patch: tuple[int, ...], axis: int, factor: int, phase: int):
+    """(input, target) of one patch: the thick-slice forward model on a block with context along ``axis``.
+
+    Thick groups start ``phase`` thin slices into the volume (the volume is taken to begin there; a
+    patch that starts before it gets phase 0); the block reaches
+    ``FILTER_ORDER + 4 * factor`` thin slices beyond the patch (or the volume's end, where the
+    whole-volume model mirrors too), so filter and interpolation see what they would on the whole volume.
+    """
+    margin = FILTER_ORDER + 4 * factor
+    n = volume.shape[axis + 1]
+    start = int(corner[axis])
+    phase = phase if start >= phase else 0
+    lo = start - margin
+    lo = phase if lo <= phase else lo - (lo - phase) % factor  # the volume (after the phase) starts a group
+    hi = min(n, start + patch[axis] + margin)
+    box = [slice(int(c), int(c) + p) for c, p in zip(corner, patch, strict=True)]
+    box[axis] = slice(lo, hi)
+    block = volume[(slice(None), *box)]
+    thin = hi - lo
+    low = to_thin(make_thick(block, axis + 1, factor), axis + 1, factor, thin)
+    keep = [slice(None)] * 4
+    keep[axis + 1] = slice(int(corner[axis]) - lo, int(corner[axis]) - lo + patch[axis])
+    return low[tuple(keep)], block[tuple(keep)]
+
+
+class SRSampler:
+    """Stride-16 patches of every case (and contrast), in a freshly shuffled order each pass."""
+
+    def __init__(self, cases: list[SRCase], config: dict[str, Any], rng: np.random.Generator):
+        self.cases, self.rng = cases, rng
+        self.patch = tuple(int(p) for p in config["patch"])
+        stride = tuple(int(s) for s in config["stride"])
+        self.factor = check_factor(int(config["slice_factor"]))
+        self.axes = [parse_axis(a) for a in config["slice_axes"]]
+        if not self.axes:
+            raise MRSynthError("slice_axes is empty: give one or more of SI, AP, LR")
+        self.joint = bool(config["data"]["joint_contrasts"])
+        self.items: list[tuple[int, int, np.ndarray]] = []
+        for index, case in enumerate(cases):
+            if any(s < p for s, p in zip(case.mask.shape, self.patch)):
+                raise MRSynthError(f"case {case.name} of size {case.mask.shape} is smaller than the patch {self.patch}")
+            corners = patch_corners(case.mask, self.patch, stride, float(config["min_body_fraction"]))
+            channels = [-1] if self.joint else range(case.volumes.shape[0])
+            self.items += [(index, c, corner) for c in channels for corner in corners]
+        if not self.items:
+            raise MRSynthError("no patch holds enough body: lower min_body_fraction or check the masks")
+        self.order = self.rng.permutation(len(self.items))
+        self.position = 0
+
+    def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(inputs [B, C, 32, 32, 32], targets [B, C, ...], slice axes [B]) for a batch."""
+        xs, ys, axes = [], [], []
+        for _ in range(batch_size):
+            if self.position == len(self.order):
+                self.order, self.position = self.rng.permutation(len(self.items)), 0
+            case, channel, corner = self.items[self.order[self.position]]
+            self.position += 1
+            volume = self.cases[case].volumes
+            volume = volume if channel < 0 else volume[channel : channel + 1]
+            axis = self.axes[self.rng.integers(len(self.axes))]
+            x, y = simulate_patch(volume, corner, self.patch, axis, self.factor, int(self.rng.integers(self.factor)))
+            xs.append(x)
+            ys.append(y)
+            axes.append(axis)
+        return np.stack(xs), np.stack(ys), np.asarray(axes)
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "order": self.order.tolist(), "position": self.position}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order = np.asarray(state["order"])
+        self.position = int(state["position"])
+
+
+class SRTrainer(Trainer):
+    """The foundation's loop (logs, checkpoints, resume) with super-resolution data, model and loss.
+
+    Only the set-up, the sampler, the loss and the model description differ from High-to-low;
+    ``run``, ``save``, ``restore`` and ``validate`` are the foundation's.
+    """
+
+    def __init__(self, config: dict[str, Any], run_dir: str | Path):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(str(config["device"]))
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+        data = config["data"]
+        contrasts = list(data["contrasts"])
+        if not contrasts:
+            raise MRSynthError("data.contrasts is empty: name the thin volumes of each case (e.g. TSE_HR)")
+        self.patch = tuple(int(p) for p in config["patch"])
+        self.train_cases = [SRCase(d, contrasts, data["mask"]) for d in _case_dirs(data["train"], "train")]
+        self.val_cases = [SRCase(d, contrasts, data["mask"]) for d in _case_dirs(data["val"], "val")]
+        self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
+        channels = len(contrasts) if data["joint_contrasts"] else 1
+        model = config["model"]
+        self.arguments = {
+            "in_channels": channels,
+            "out_channels": channels,
+            "depth": int(model["depth"]),
+            "width": int(model["width"]),
+        }
+        seed = int(config["seed"])
+        torch.manual_seed(seed)
+        self.network = build_network(model["architecture"], self.arguments).to(self.device)
+        if config["init_weights"]:
+            self._init_weights(Path(config["init_weights"]))
+        if config["lr_schedule"] not in ("constant", "cosine"):
+            raise MRSynthError(f"lr_schedule must be constant or cosine, not {config['lr_schedule']!r}")
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
+        )
+        self.sampler = SRSampler(self.train_cases, config, np.random.default_rng(seed))
+        self.val_batches = self._validation_batches(seed + 1)
+        self.iteration = 0
+        self.best_val = float("inf")
+        self.stopper = self._early_stopping(config["early_stopping"])
+        self.stopped_early = False
+
+    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if not self.val_cases:
+            return []
+        sampler = SRSampler(self.val_cases, self.config, np.random.default_rng(seed))
+        size = int(self.config["batch_size"])
+        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+
+    def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
+        """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed)."""
+        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        if flip:  # a left-right mirrored head is as plausible as the original
+            xt, yt = xt.flip(-1), yt.flip(-1)
+        return torch.nn.functional.mse_loss(self.network(xt), yt)
+
+    def model_info(self) -> ModelInfo:
+        data = self.config["data"]
+        contrasts = list(data["contrasts"])
+        names = contrasts if data["joint_contrasts"] else ["thick-slice image (any contrast)"]
+        axes = [AXIS_NAMES[parse_axis(a)] for a in self.config["slice_axes"]]
+        return ModelInfo(
+            name=str(self.config["name"]),
+            version=str(self.config["version"]),
+            architecture=self.config["model"]["architecture"],
+            arguments=self.arguments,
+            inputs=[f"{n} (thick)" for n in names] if data["joint_contrasts"] else names,
+            output=names[0],
+            outputs=names,
+            voxel_size=self.voxel_size,
+            patch=list(self.patch),
+            stride=[int(s) for s in self.config["stride"]],
+            approach="residual-on-interpolation",
+            task="super-resolution",
+            slice_factor=int(self.config["slice_factor"]),
+            slice_axis="any" if len(set(axes)) == 3 else ",".join(sorted(set(axes))),
+            normalisation={
+                "method": "p99",
+                "description": "each input divided by its 99th percentile inside the body mask; outputs in the "
+                "same units (mrsynth superres multiplies them back into the input's units)",
+            },
+            training={
+                "config": json.loads(json.dumps(self.config)),
+                "train_cases": [c.name for c in self.train_cases],
+                "val_cases": [c.name for c in self.val_cases],
+                "iterations": self.iteration,
+                "best_val_loss": self.best_val,
+            },
+        )
+
+
+def train_superres(
+    config: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: Any = None,
+    resume_overrides: dict[str, Any] | None = None,
+) -> Path:
+    """``training.train`` with the super-resolution defaults and trainer."""
+    return train(config, run_dir, resume, progress, resume_overrides, defaults=SR_DEFAULTS, trainer_class=SRTrainer)

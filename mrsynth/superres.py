@@ -1,0 +1,196 @@
+"""Apply a super-resolution model to thick-slice volumes, and the ``mrsynth superres`` command.
+
+A separate command rather than a mode of ``mrsynth synthesize``: synthesis keeps the input grid and
+has one output (plus High-to-low's thick one), while super-resolution changes the grid (thick ->
+thin along the slice axis read from the geometry), may have one output per input contrast, and
+returns intensities in the input's own units (needed for quantitative maps such as DESS T2). The
+engine is the same (``inference.infer``, full-context by default: MRSR has a small receptive field).
+
+Each input is divided by its 99th percentile inside the body (Otsu mask of the first input, or
+``mask``), interpolated onto the thin grid (cubic B-spline along the slice axis, the network's
+training input), passed through the network, and multiplied back by its percentile. The thin grid's
+slices are ``slice_factor`` per thick slice, centred as ``thick_slices.thin_grid`` says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from .checkpoint import LoadedModel
+from .errors import MRSynthError
+from .files import atomic_path
+from .inference import InferenceOptions, InferenceReport, Progress, infer
+from .masks import body_mask, normalise_p99
+from .thick_slices import AXIS_NAMES, make_thick, parse_axis, slice_axis_of, thick_image, thin_grid, to_thin
+from .tiling import DEFAULT_MEMORY_GB
+from .volume_io import check_same_grid, from_paper, paper_spacing, to_paper
+
+VOXEL_SIZE_TOLERANCE = 0.5
+
+
+@dataclass
+class SuperResolutionResult:
+    """Super-resolved volumes (one per output), the cubic-interpolated inputs, and what the engine did."""
+
+    outputs: list[sitk.Image]
+    interpolated: list[sitk.Image]
+    slice_axis: int
+    reports: list[InferenceReport]
+
+
+def check_model(model: LoadedModel) -> None:
+    if model.info.task != "super-resolution":
+        raise MRSynthError(
+            f"model {model.info.name} is a {model.info.task} model, not a super-resolution one: "
+            "use mrsynth synthesize with it, or give a super-resolution model"
+        )
+
+
+def _slice_axis(model: LoadedModel, image: sitk.Image, slice_axis: str | int | None) -> int:
+    axis = slice_axis_of(image) if slice_axis is None else parse_axis(slice_axis)
+    trained = model.info.slice_axis or "any"
+    if trained != "any" and AXIS_NAMES[axis] not in trained.split(","):
+        raise MRSynthError(
+            f"model {model.info.name} was trained for thick slices along {trained}, the input's are along "
+            f"{AXIS_NAMES[axis]}: use a model trained for any axis"
+        )
+    return axis
+
+
+def superresolve(
+    model: LoadedModel,
+    images: list[sitk.Image],
+    *,
+    slice_axis: str | int | None = None,
+    mask: np.ndarray | None = None,
+    options: InferenceOptions | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> SuperResolutionResult:
+    """Thick-slice volumes (same grid) -> thin-slice volumes on ``thin_grid``, in the inputs' units."""
+    check_model(model)
+    if not images:
+        raise MRSynthError("no input volume: give one or more thick-slice volumes")
+    check_same_grid({f"input {i + 1}": image for i, image in enumerate(images)})
+    channels = int(model.info.arguments.get("in_channels", 1))
+    if channels not in (1, len(images)):
+        raise MRSynthError(
+            f"model {model.info.name} takes {channels} contrasts at once ({', '.join(model.info.inputs)}) but "
+            f"{len(images)} volumes were given"
+        )
+    axis = _slice_axis(model, images[0], slice_axis)
+    grid = thin_grid(images[0], int(model.info.slice_factor), axis)
+    _warn_voxel_size(grid, model)
+    outputs, interpolated, reports = superresolve_arrays(
+        model, [to_paper(image) for image in images], axis, mask=mask, options=options, device=device, progress=progress
+    )
+    return SuperResolutionResult(
+        outputs=[from_paper(o.astype(np.float32), grid) for o in outputs],
+        interpolated=[from_paper(i.astype(np.float32), grid) for i in interpolated],
+        slice_axis=axis,
+        reports=reports,
+    )
+
+
+def superresolve_arrays(
+    model: LoadedModel,
+    arrays: list[np.ndarray],
+    axis: int,
+    *,
+    mask: np.ndarray | None = None,
+    options: InferenceOptions | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[InferenceReport]]:
+    """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units."""
+    channels = int(model.info.arguments.get("in_channels", 1))
+    factor = int(model.info.slice_factor)
+    body = body_mask(arrays[0]) if mask is None else np.asarray(mask, dtype=bool)
+    scaled = [normalise_p99(a, body) for a in arrays]
+    low = np.stack([to_thin(a, axis, factor) for a, _ in scaled])
+    options = options or InferenceOptions()
+    groups = [list(range(len(arrays)))] if channels == len(arrays) else [[i] for i in range(len(arrays))]
+    outputs, reports = [], []
+    for group in groups:
+        run = infer(low[group], model.network, options, patch=model.info.patch, stride=model.info.stride,
+                    device=device, progress=progress)  # fmt: skip
+        outputs += [run.hr[i] * scaled[g][1] for i, g in enumerate(group)]
+        reports.append(run.report)
+    return outputs, [low[i] * scaled[i][1] for i in range(len(arrays))], reports
+
+
+def _warn_voxel_size(grid: sitk.Image, model: LoadedModel) -> None:
+    spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size)
+    if np.any(np.abs(spacing - trained) > VOXEL_SIZE_TOLERANCE * trained):
+        warnings.warn(
+            f"the super-resolved voxel size {tuple(round(float(v), 2) for v in spacing)} mm differs from the model's "
+            f"training voxel size {tuple(round(float(v), 2) for v in trained)} mm (SI AP LR): results may be poorer "
+            "than on its test data",
+            stacklevel=2,
+        )
+
+
+def simulate_thick(image: sitk.Image, factor: int, slice_axis: str | int) -> sitk.Image:
+    """A thin volume's thick-slice version by the forward model (for evaluation against the original)."""
+    axis = parse_axis(slice_axis)
+    return thick_image(make_thick(to_paper(image), axis, factor), image, factor, axis)
+
+
+def add_superres_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "superres",
+        help="turn thick-slice volumes into thin-slice ones with a super-resolution model",
+        description="Super-resolve thick-slice volumes along their slice axis (read from the geometry: the axis "
+        "with the largest spacing) with a super-resolution model (paper 003, MRSR). Outputs lie on the thin grid "
+        "(the model's slice factor times more slices) in the inputs' units. --simulate-thick first makes thick "
+        "slices from a thin volume with the training forward model (for testing on volumes with a known truth).",
+    )
+    parser.add_argument("model", help="model name (mrsynth models list) or checkpoint file")
+    parser.add_argument("inputs", nargs="+", help="thick-slice volumes on one grid (several contrasts allowed)")
+    parser.add_argument("--output", nargs="+", required=True, help="one output file per input")
+    parser.add_argument("--interpolated", nargs="+", help="also write the cubic-interpolated inputs here")
+    parser.add_argument("--slice-axis", help="SI, AP or LR (default: the axis with the largest spacing)")
+    parser.add_argument("--simulate-thick", action="store_true", help="inputs are thin: make them thick first")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--memory", type=float, default=DEFAULT_MEMORY_GB, help="GB per tile (default 4)")
+    parser.set_defaults(func=run_superres)
+    return parser
+
+
+def run_superres(args: argparse.Namespace) -> int:
+    from .models import load_model
+    from .synthesis import _check_output
+    from .volume_io import read_volume
+
+    outputs = [_check_output(p) for p in args.output]
+    interpolated = [_check_output(p) for p in args.interpolated or []]
+    for paths, what in ((outputs, "--output"), (interpolated or None, "--interpolated")):
+        if paths is not None and len(paths) != len(args.inputs):
+            raise MRSynthError(f"{what} names {len(paths)} files for {len(args.inputs)} inputs: give one per input")
+    if args.simulate_thick and not args.slice_axis:
+        raise MRSynthError("--simulate-thick needs --slice-axis (SI, AP or LR): thin volumes have no thick axis")
+    model = load_model(args.model, args.device)
+    check_model(model)
+    images = [read_volume(p, f"input {i + 1}") for i, p in enumerate(args.inputs)]
+    if args.simulate_thick:
+        images = [simulate_thick(image, model.info.slice_factor, args.slice_axis) for image in images]
+    result = superresolve(
+        model,
+        images,
+        slice_axis=args.slice_axis,
+        options=InferenceOptions(memory_gb=args.memory),
+        device=args.device,
+    )
+    for image, path in zip(result.outputs + result.interpolated, outputs + interpolated):
+        with atomic_path(path) as tmp:
+            sitk.WriteImage(image, str(tmp), useCompression=True)
+    for report in result.reports:
+        print(report.summary())
+    print(f"slice axis {AXIS_NAMES[result.slice_axis]}, x{model.info.slice_factor}; wrote {len(outputs)} volumes")
+    return 0
