@@ -24,9 +24,7 @@ import torch
 from .checkpoint import ModelInfo
 from .data import find_volume
 from .errors import MRSynthError
-from .inference import resolve_device
 from .masks import normalise_p99
-from .networks import build_network
 from .thick_slices import AXIS_NAMES, FILTER_ORDER, check_factor, make_thick, parse_axis, to_thin
 from .training import Trainer, _case_dirs, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
@@ -177,11 +175,7 @@ class SRTrainer(Trainer):
     """
 
     def __init__(self, config: dict[str, Any], run_dir: str | Path):
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.device = resolve_device(str(config["device"]))
-        if config["threads"]:
-            torch.set_num_threads(int(config["threads"]))
+        self._open_run(config, run_dir)
         data = config["data"]
         contrasts = list(data["contrasts"])
         if not contrasts:
@@ -198,22 +192,9 @@ class SRTrainer(Trainer):
             "depth": int(model["depth"]),
             "width": int(model["width"]),
         }
-        seed = int(config["seed"])
-        torch.manual_seed(seed)
-        self.network = build_network(model["architecture"], self.arguments).to(self.device)
-        if config["init_weights"]:
-            self._init_weights(Path(config["init_weights"]))
-        if config["lr_schedule"] not in ("constant", "cosine"):
-            raise MRSynthError(f"lr_schedule must be constant or cosine, not {config['lr_schedule']!r}")
-        self.optimizer = torch.optim.Adam(
-            self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
-        )
+        seed = self._start_optimisation(model["architecture"])
         self.sampler = SRSampler(self.train_cases, config, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)
-        self.iteration = 0
-        self.best_val = float("inf")
-        self.stopper = self._early_stopping(config["early_stopping"])
-        self.stopped_early = False
 
     def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if not self.val_cases:

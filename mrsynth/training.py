@@ -133,11 +133,7 @@ class Trainer:
     """One training run in a run directory."""
 
     def __init__(self, config: dict[str, Any], run_dir: str | Path):
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.device = resolve_device(str(config["device"]))
-        if config["threads"]:
-            torch.set_num_threads(int(config["threads"]))
+        self._open_run(config, run_dir)
         self.patch = tuple(int(p) for p in config["patch"])
         data = config["data"]
         names = (data["inputs"], data["target"], data["mask"])
@@ -154,9 +150,26 @@ class Trainer:
         self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
         model = config["model"]
         self.arguments = network_arguments(model, len(data["inputs"]), self.voxel_size)
+        seed = self._start_optimisation(model["architecture"])
+        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed), bool(config["random_offsets"]))
+        self.val_batches = self._validation_batches(seed + 1)
+        self.mind_weight = float(config["mind_weight"])
+
+    def _open_run(self, config: dict[str, Any], run_dir: str | Path) -> None:
+        """Config, run folder, device and thread count: the start of every task's trainer."""
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(str(config["device"]))
+        if config["threads"]:
+            torch.set_num_threads(int(config["threads"]))
+
+    def _start_optimisation(self, architecture: str) -> int:
+        """Network (seeded, optionally from other weights), optimizer, counters and early stopping,
+        shared by every task's trainer; returns the seed for the samplers."""
+        config = self.config
         seed = int(config["seed"])
         torch.manual_seed(seed)
-        self.network = build_network(model["architecture"], self.arguments).to(self.device)
+        self.network = build_network(architecture, self.arguments).to(self.device)
         if config["init_weights"]:
             self._init_weights(Path(config["init_weights"]))
         if config["lr_schedule"] not in ("constant", "cosine"):
@@ -164,13 +177,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
         )
-        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed), bool(config["random_offsets"]))
-        self.val_batches = self._validation_batches(seed + 1)
         self.iteration = 0
         self.best_val = float("inf")
         self.stopper = self._early_stopping(config["early_stopping"])
         self.stopped_early = False
-        self.mind_weight = float(config["mind_weight"])
+        return seed
 
     def _sampler(
         self, cases: list[Case], rng: np.random.Generator, random_offsets: bool = True
