@@ -396,3 +396,36 @@ def test_skipping_background_changes_nothing_inside_the_mask(mode):
     if mode == "sliding":
         thick_mask = mask.reshape(*shape[:2], -1, 4).all(-1)
         np.testing.assert_allclose(lr[0][thick_mask], full_lr[0][thick_mask], atol=1e-6)
+
+
+def test_compiled_sliding_equals_eager_with_a_padded_last_batch():
+    """torch.compile with frozen weights: same output to float rounding; 5 windows in batches of 2."""
+    net = _random_highresnet()
+    x = _volume((40, 24, 16))
+    eager, _, _ = sliding_window(x, net, PATCH, (8, 24, 16), options=InferenceOptions(mode="sliding", batch_size=2))
+    options = InferenceOptions(mode="sliding", batch_size=2, compile=True)
+    fast, _, report = sliding_window(x, net, PATCH, (8, 24, 16), options=options)
+    assert report.total == 3  # starts 0, 8, 16 along SI: the last batch holds one window
+    assert report.compiled
+    np.testing.assert_allclose(fast, eager, atol=1e-5)
+
+
+def test_a_failed_compilation_warns_and_runs_uncompiled(monkeypatch):
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr("mrsynth.compiling.compiled", lambda network: Broken())
+    net = _random_highresnet()
+    x = _volume((24, 24, 16))
+    eager, _, _ = sliding_window(x, net, PATCH, (8, 8, 8), options=InferenceOptions(mode="sliding"))
+    options = InferenceOptions(mode="sliding", compile=True)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found.*running the network uncompiled"):
+        out, _, report = sliding_window(x, net, PATCH, (8, 8, 8), options=options)
+    assert not report.compiled
+    np.testing.assert_allclose(out, eager, atol=1e-6)
+
+
+def test_compiling_is_refused_for_full_context():
+    with pytest.raises(MRSynthError, match="compiling applies to the sliding mode"):
+        InferenceOptions(compile=True).checked(torch.device("cpu"))

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import compiling
 from .errors import MRSynthError
 from .highlow import SLICE_FACTOR, LrKernels, downsample_lr, lr_configurations
 from .tiling import (
@@ -90,7 +91,9 @@ class InferenceOptions:
     ``channels_last`` runs 3D convolutions in the channels-last layout, which oneDNN (CPU) and cuDNN
     (GPU) run faster (measured on CPU with the bundled model: about 1.3x; results equal to 1e-6).
     ``buffers_on_device`` keeps the fusion buffers on the GPU (faster, more GPU memory) instead of
-    the CPU.
+    the CPU. ``compile`` runs the sliding mode's windows through ``torch.compile`` with frozen weights
+    (``mrsynth.compiling``): seconds of compilation once per process, then faster windows; where it
+    cannot compile, the run goes on uncompiled with a warning.
     """
 
     mode: str = "full-context"
@@ -102,6 +105,7 @@ class InferenceOptions:
     precision: str = "float32"
     channels_last: bool = True
     buffers_on_device: bool = False
+    compile: bool = False
 
     @classmethod
     def preset(cls, name: str, **changes: object) -> InferenceOptions:
@@ -123,6 +127,11 @@ class InferenceOptions:
             raise MRSynthError(f"memory limit {self.memory_gb} GB is not positive: give a size in GB, e.g. 4")
         if self.precision not in PRECISIONS:
             raise MRSynthError(f"unknown precision {self.precision!r}: use {', '.join(PRECISIONS)}")
+        if self.compile and self.mode != "sliding":
+            raise MRSynthError(
+                "compiling applies to the sliding mode, whose windows share one shape: use mode sliding "
+                "(e.g. the paper preset) or leave compile off"
+            )
         if self.precision != "float32" and device.type != "cuda":
             raise MRSynthError(f"precision {self.precision} needs a CUDA device: use float32 on {device.type}")
         return self
@@ -141,6 +150,7 @@ class InferenceReport:
     total_seconds: float = 0.0
     buffer_bytes: int = 0
     peak_device_bytes: int | None = None
+    compiled: bool = False
 
     @property
     def overhead_seconds(self) -> float:
@@ -154,6 +164,8 @@ class InferenceReport:
         text += f", buffers {self.buffer_bytes / 1e6:.0f} MB"
         if self.peak_device_bytes is not None:
             text += f", peak GPU memory {self.peak_device_bytes / 1e6:.0f} MB"
+        if self.compiled:
+            text += ", compiled"
         if self.oom_retries:
             text += f", {self.oom_retries} out-of-memory retries (batch {self.batch_size})"
         return text
@@ -166,12 +178,14 @@ class InferenceOutput(NamedTuple):
 
 
 class _Runner:
-    """Calls the network on a batch with the options' device, precision and memory layout; times it."""
+    """Calls the network on a batch with the options' device, precision, layout and compilation; times it."""
 
     def __init__(self, network: nn.Module, device: torch.device, options: InferenceOptions, report: InferenceReport):
         self.network, self.device, self.report = network, device, report
         self.dtype = PRECISIONS[options.precision]
-        self.channels_last = options.channels_last
+        self.compiled = compiling.compiled(network) if options.compile else None
+        # A compiled network picks its own layouts; channels-last applies to the eager one.
+        self.channels_last = options.channels_last and self.compiled is None
         if self.channels_last:
             network.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":
@@ -183,7 +197,7 @@ class _Runner:
             batch = batch.contiguous(memory_format=torch.channels_last_3d)
         start = time.perf_counter()
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            out = self.network(batch)
+            out = self._forward(batch)
         if tuple(out.shape[2:]) != tuple(batch.shape[2:]):
             raise MRSynthError(
                 f"the network turned a {tuple(batch.shape[2:])} patch into {tuple(out.shape[2:])}: "
@@ -193,6 +207,24 @@ class _Runner:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.report.network_seconds += time.perf_counter() - start
+        return out
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.compiled is None:
+            return self.network(batch)
+        # One batch shape keeps one compilation: a short last batch is padded with zeros.
+        size, full = batch.shape[0], self.report.batch_size
+        if size < full:
+            batch = torch.cat([batch, batch.new_zeros((full - size, *batch.shape[1:]))])
+        try:
+            out = self.compiled(batch)[:size]
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any compiler failure: warn and run eager
+            compiling.forget(self.network, error)
+            self.compiled = None
+            return self.network(batch[:size])
+        self.report.compiled = True
         return out
 
     def finish(self, started: float) -> None:
@@ -299,6 +331,7 @@ def sliding_window(
         keep = boxes_touching(inside, patch, windows)
         windows = [w for w, k in zip(windows, keep, strict=True) if k]
         report.skipped = report.total - len(windows)
+    report.batch_size = max(1, min(options.batch_size, len(windows)))
 
     buffers = device if options.buffers_on_device else torch.device("cpu")
     x = x.to(buffers)
@@ -332,7 +365,7 @@ def sliding_window(
         lr_sum: torch.Tensor | None = None
     run = _Runner(network, device, options, report)
 
-    done, size = 0, options.batch_size
+    done, size = 0, report.batch_size
     with torch.inference_mode():
         while done < len(windows):
             batch = windows[done : done + size]

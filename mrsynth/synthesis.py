@@ -287,6 +287,12 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="keep the sliding-window sums on the GPU (faster, more GPU memory); default: on the CPU",
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="sliding mode: compile the network with torch.compile first (seconds, once; then faster windows: "
+        "see docs/benchmarks.md); needs a C++ compiler on the CPU, runs uncompiled with a warning without one",
+    )
+    parser.add_argument(
         "--lr-kernels",
         choices=LR_SCHEMES,
         default="model",
@@ -327,6 +333,7 @@ def inference_options(args: argparse.Namespace) -> InferenceOptions:
         "skip_background": args.skip_background,
         "precision": args.precision,
         "buffers_on_device": args.buffers_on_gpu,
+        "compile": args.compile,
     }
     if mode is not None:
         changes["mode"] = mode
