@@ -184,8 +184,11 @@ class _Runner:
         self.network, self.device, self.report = network, device, report
         self.dtype = PRECISIONS[options.precision]
         self.compiled = compiling.compiled(network) if options.compile else None
-        # A compiled network picks its own layouts; channels-last applies to the eager one.
-        self.channels_last = options.channels_last and self.compiled is None
+        # A compiled network picks its own layouts; the 3D channels-last layout applies to an eager
+        # network of 3D convolutions (a 2D network run slice by slice keeps its own).
+        self.channels_last = (
+            options.channels_last and self.compiled is None and not any(p.dim() == 4 for p in network.parameters())
+        )
         if self.channels_last:
             network.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":

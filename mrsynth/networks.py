@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import MRSynthError
+from .feature_encoder import ConvAutoencoder
 from .unet import UNet
 
 Triple = tuple[int, int, int]
@@ -132,6 +133,7 @@ class MRSR(nn.Module):
 
 
 ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR}
+ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 
 
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:
