@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 from mrsynth.checkpoint import load_checkpoint
 from mrsynth.data import find_volume
@@ -27,18 +28,34 @@ from mrsynth.inference import InferenceOptions
 from mrsynth.masks import normalise_p99
 from mrsynth.metrics import psnr, ssim, tenengrad
 from mrsynth.synthesis import synthesize
-from mrsynth.volume_io import read_volume, to_paper
+from mrsynth.volume_io import paper_index_axis, read_volume, to_paper
 
 SSIM_WINDOW = (1, 7, 7)  # paper order SI, AP, LR: one axial slice, 7 x 7 in-plane
 BEGIN, END = "<!-- ct2mr-table -->", "<!-- /ct2mr-table -->"
 
 
-def evaluate(model_path: str, case: Path) -> dict[str, float]:
+def central_slab(image: sitk.Image, slices: int | None) -> sitk.Image:
+    """The ``slices`` axial (SI) slices around the middle of the volume; all of it for None."""
+    if slices is None:
+        return image
+    axis = paper_index_axis(image, 0)
+    length = image.GetSize()[axis]
+    start = max(0, (length - slices) // 2)
+    box = [slice(None)] * 3
+    box[axis] = slice(start, min(length, start + slices))
+    return image[tuple(box)]
+
+
+def evaluate(model_path: str, case: Path, slices: int | None = None) -> dict[str, float]:
     """PSNR, SSIM and Tenengrad of one model on one case, and the truth's own Tenengrad."""
-    ct = read_volume(find_volume(case, "CT"), "CT")
-    mask = read_volume(find_volume(case, "head_mask"), "head_mask", check=False)
+    ct = central_slab(read_volume(find_volume(case, "CT"), "CT"), slices)
+    mask = central_slab(read_volume(find_volume(case, "head_mask"), "head_mask", check=False), slices)
     head = to_paper(mask) > 0
-    truth = normalise_p99(to_paper(read_volume(find_volume(case, "TSE_HR"), "TSE_HR")), head)[0]
+    target = central_slab(read_volume(find_volume(case, "TSE_HR"), "TSE_HR"), slices)
+    # the truth's unit: its 99th percentile in the whole head, as in training
+    full_head = to_paper(read_volume(find_volume(case, "head_mask"), "head_mask", check=False)) > 0
+    scale = normalise_p99(to_paper(read_volume(find_volume(case, "TSE_HR"), "TSE_HR")), full_head)[1]
+    truth = to_paper(target) / scale
     result = synthesize(
         load_checkpoint(model_path), [ct], options=InferenceOptions.preset("paper"), mask=mask, flip_average=False
     )
@@ -78,20 +95,26 @@ def write_into(doc: Path, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, metavar="NAME=FILE", help="a model to evaluate")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE", help="a model to evaluate")
     parser.add_argument("--cases", nargs="+", required=True, help="held-out case folders")
     parser.add_argument("--doc", help="Markdown file whose marked table to replace")
     parser.add_argument("--json", help="also write every per-case number here")
+    parser.add_argument("--previous", help="a --json file of an earlier run on the same cases: its models come first")
+    parser.add_argument("--slices", type=int, help="evaluate the central SLICES axial slices only (default: all)")
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {}
+    if args.previous:
+        results.update(json.loads(Path(args.previous).read_text(encoding="utf-8")))
     for item in args.model:
         name, _, path = item.partition("=")
         results[name] = []
         for case in args.cases:
-            row = evaluate(path, Path(case))
+            row = evaluate(path, Path(case), args.slices)
             print(name, Path(case).name, json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
             results[name].append(row)
-    text = table(results) + f"\n\nHeld-out simulated subjects: {', '.join(Path(c).name for c in args.cases)}."
+    extent = f"the central {args.slices} axial slices" if args.slices else "the whole head"
+    subjects = ", ".join(Path(c).name for c in args.cases)
+    text = table(results) + f"\n\nHeld-out simulated subjects {subjects}; {extent}, inside the head mask."
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
