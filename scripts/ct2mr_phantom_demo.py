@@ -58,7 +58,7 @@ def main() -> None:
     mrsynth("register", str(work / "t2_1mm.nii.gz"), str(Path(args.data) / CT_FILE), "--preset", "rigid",
             "--output", str(registered))  # fmt: skip
     synthetic = work / "synthetic_t1w.nii.gz"
-    mrsynth("synthesize", args.model, "--input", str(registered), "--output", str(synthetic), "--no-flip-average")
+    mrsynth("synthesize", args.model, str(registered), "--output", str(synthetic), "--no-flip-average")
     ct = sitk.GetArrayFromImage(sitk.ReadImage(str(registered)))  # [z, y, x]
     syn = sitk.GetArrayFromImage(sitk.ReadImage(str(synthetic)))
     mr = sitk.GetArrayFromImage(t2)
