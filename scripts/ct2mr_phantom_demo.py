@@ -55,8 +55,17 @@ def main() -> None:
     t2 = isotropic(sitk.ReadImage(str(Path(args.data) / T2_FILE), sitk.sitkFloat32))
     sitk.WriteImage(t2, str(work / "t2_1mm.nii.gz"))
     registered = work / "ct_on_t2.nii.gz"
-    mrsynth("register", str(work / "t2_1mm.nii.gz"), str(Path(args.data) / CT_FILE), "--preset", "rigid",
-            "--output", str(registered))  # fmt: skip
+    if not registered.exists():  # a rerun reuses the registration
+        mrsynth("register", str(work / "t2_1mm.nii.gz"), str(Path(args.data) / CT_FILE), "--preset", "rigid",
+                "--output", str(registered))  # fmt: skip
+    # registration fills voxels outside the CT's field of view with exactly 0 (water in HU): make them air
+    moved = sitk.ReadImage(str(registered))
+    array = sitk.GetArrayFromImage(moved)
+    array[array == 0.0] = -1000.0
+    in_air = sitk.GetImageFromArray(array)
+    in_air.CopyInformation(moved)
+    registered = work / "ct_on_t2_air_outside.nii.gz"
+    sitk.WriteImage(in_air, str(registered))
     synthetic = work / "synthetic_t1w.nii.gz"
     mrsynth("synthesize", args.model, str(registered), "--output", str(synthetic), "--no-flip-average")
     ct = sitk.GetArrayFromImage(sitk.ReadImage(str(registered)))  # [z, y, x]
