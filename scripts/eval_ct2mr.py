@@ -68,6 +68,24 @@ def evaluate(model_path: str, case: Path, slices: int | None = None) -> dict[str
     }
 
 
+def linear_baseline(case: Path, slices: int | None = None) -> dict[str, float]:
+    """The oracle baseline: the CT clipped to [-1000, 1000] HU, mapped by a * HU + b fitted on the truth in the head."""
+    ct = to_paper(central_slab(read_volume(find_volume(case, "CT"), "CT"), slices)).astype(np.float64)
+    head = to_paper(central_slab(read_volume(find_volume(case, "head_mask"), "head_mask", check=False), slices)) > 0
+    full_head = to_paper(read_volume(find_volume(case, "head_mask"), "head_mask", check=False)) > 0
+    scale = normalise_p99(to_paper(read_volume(find_volume(case, "TSE_HR"), "TSE_HR")), full_head)[1]
+    truth = to_paper(central_slab(read_volume(find_volume(case, "TSE_HR"), "TSE_HR"), slices)) / scale
+    hu = np.clip(ct, -1000.0, 1000.0)
+    a, b = np.polyfit(hu[head], truth[head], 1)
+    prediction = a * hu + b
+    return {
+        "psnr": psnr(prediction, truth, head),
+        "ssim": ssim(prediction, truth, head, window=SSIM_WINDOW),
+        "tenengrad": tenengrad(prediction, head),
+        "tenengrad_truth": tenengrad(truth, head),
+    }
+
+
 def table(results: dict[str, list[dict[str, float]]]) -> str:
     """004-style Markdown table: mean +- sd over subjects per model."""
 
@@ -100,6 +118,9 @@ def main() -> None:
     parser.add_argument("--doc", help="Markdown file whose marked table to replace")
     parser.add_argument("--json", help="also write every per-case number here")
     parser.add_argument("--previous", help="a --json file of an earlier run on the same cases: its models come first")
+    parser.add_argument(
+        "--baseline", action="store_true", help="add the linear map of the CT fitted on the truth (an oracle)"
+    )
     parser.add_argument("--slices", type=int, help="evaluate the central SLICES axial slices only (default: all)")
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {}
@@ -112,6 +133,10 @@ def main() -> None:
             row = evaluate(path, Path(case), args.slices)
             print(name, Path(case).name, json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
             results[name].append(row)
+    if args.baseline:
+        name = "baseline: a x HU + b fitted on the truth"
+        results[name] = [linear_baseline(Path(case), args.slices) for case in args.cases]
+        print(name, json.dumps(results[name]), flush=True)
     extent = f"the central {args.slices} axial slices" if args.slices else "the whole head"
     subjects = ", ".join(Path(c).name for c in args.cases)
     text = table(results) + f"\n\nHeld-out simulated subjects {subjects}; {extent}, inside the head mask."
