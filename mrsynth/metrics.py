@@ -216,3 +216,29 @@ def relative_error_map(
         raise MRSynthError("the reference is zero in the evaluated region: the relative error is undefined")
     denominator = np.maximum(magnitude, floor * scale)
     return (np.abs(pred.astype(np.float64) - ref) / denominator).astype(np.float32)
+
+
+def tenengrad(image: np.ndarray, mask: np.ndarray | None = None, threshold: float = 0.0) -> float:
+    """Tenengrad sharpness of paper 004: the Sobel gradient magnitude where it exceeds ``threshold``.
+
+    No reference is needed. A 2D image is one slice; a paper-order 3D volume is taken as axial
+    slices (gradients along AP and LR only, as 004 worked on axial slices). The Sobel kernels are
+    divided by 8 so a gradient is in intensity per voxel; the value is the mean over the mask (the
+    whole image by default) rather than 004's sum, so it does not grow with the image's size.
+    Magnitudes at or below ``threshold`` count as 0.
+    """
+    array = np.asarray(image, dtype=np.float64)
+    if array.ndim not in (2, 3):
+        raise MRSynthError(f"tenengrad takes a 2D slice or a 3D volume, not an array of shape {array.shape}")
+    mask = _mask(mask, array.shape)
+    axes = (0, 1) if array.ndim == 2 else (1, 2)
+    gi, gj = (_sobel_in_plane(array, a, b) for a, b in (axes, axes[::-1]))
+    magnitude = np.hypot(gi, gj)
+    magnitude[magnitude <= threshold] = 0.0
+    return float(np.mean(_region(magnitude, mask)))
+
+
+def _sobel_in_plane(array: np.ndarray, axis: int, other: int) -> np.ndarray:
+    """Sobel derivative along ``axis``, smoothed along ``other`` only (so 3D slices stay separate), / 8."""
+    derivative = ndimage.correlate1d(array, [-1.0, 0.0, 1.0], axis=axis, mode="nearest")
+    return ndimage.correlate1d(derivative, [1.0, 2.0, 1.0], axis=other, mode="nearest") / 8.0

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .drunet import DRUNetSlices
 from .errors import MRSynthError
 from .feature_encoder import ConvAutoencoder
 from .unet import UNet
@@ -134,6 +135,7 @@ class MRSR(nn.Module):
 
 ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR}
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
+ARCHITECTURES["DRUNetSlices"] = DRUNetSlices
 
 
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:

@@ -28,10 +28,11 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from . import __version__
+from .ct import load_hu_table, simulate_ct
 from .errors import MRSynthError
 from .files import atomic_path
 from .grids import thick_grid
-from .volume_io import from_paper, paper_axes, paper_index_axis, read_labels, write_volume
+from .volume_io import from_paper, paper_axes, paper_index_axis, paper_spacing, read_labels, write_volume
 
 ATLASES = {"brainweb": "brainweb_crisp", "synthseg": "synthseg"}
 GE_PROTOCOL = "gre_bonemri"
@@ -309,6 +310,7 @@ def simulate(
     slice_profile: Sequence[float] | None = None,
     crop_to_head: bool = False,
     spec: dict | None = None,
+    ct: bool = False,
 ) -> dict[str, sitk.Image]:
     """Simulate GE inputs, thick-slice TSE targets and their high-resolution truth from a label map.
 
@@ -319,6 +321,8 @@ def simulate(
     super-resolving synthesis should reach, blurred only as much as the in-plane resolution is.
     GE noise is added per echo on the high-resolution grid; TSE noise on the thick grid, its sigma
     from the noise-free thick image inside the thick head mask (slabs holding any head voxel).
+    With ``ct`` a ``CT`` in Hounsfield units (``ct.simulate_ct``, its own random stream, so the MR
+    outputs are the same with or without it) is added on the high-resolution grid.
     Outputs are float32 images and uint8 masks; with ``out_dir`` they are written there as
     ``<NAME>.nii.gz`` with ``simulation.json`` recording every parameter used.
     """
@@ -340,6 +344,9 @@ def simulate(
     tissues = tissue_map(labels_paper, atlas, spec)
     rng = np.random.default_rng(seed)
     outputs, sigmas = _simulate_arrays(tissues, head, spec, profile, snrs, rng)
+    if ct:
+        ct_rng = np.random.default_rng([seed, 4])  # apart from the MR stream, which stays as it was
+        outputs["CT"] = simulate_ct(tissues, tissue_names(spec), paper_spacing(image), ct_rng)
     thick = thick_grid(image, factor)
     images = {name: from_paper(array, thick if name.endswith("_thick") else image) for name, array in outputs.items()}
     if folder is not None:
@@ -357,6 +364,7 @@ def simulate(
             "noise_sigma": sigmas,
             "outputs": sorted(images),
             "spec": spec,
+            "ct_hu": load_hu_table() if ct else None,
         }
         _write(images, params, folder)
     return images
@@ -443,6 +451,11 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help=f"crop all outputs to the head's bounding box plus {HEAD_MARGIN} voxels (saves memory)",
     )
+    parser.add_argument(
+        "--ct",
+        action="store_true",
+        help="also write CT.nii.gz, a CT in Hounsfield units of the same anatomy (resources/ct_hu.json)",
+    )
     parser.set_defaults(func=run_simulate)
     return parser
 
@@ -458,6 +471,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         slice_factor=args.slice_factor,
         slice_profile=args.slice_profile,
         crop_to_head=args.crop_to_head,
+        ct=args.ct,
     )
     out_dir = Path(args.out_dir)
     for name, image in images.items():

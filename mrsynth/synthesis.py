@@ -156,7 +156,10 @@ def synthesize(
     else:
         check_same_grid({names[0]: reference, "mask": mask})
         mask_array = to_paper(mask) > 0
-    normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
+    if info.normalisation.get("method") == "none":  # absolute units (CT in HU): the network takes them as they are
+        normalised, scales = tuple(arrays), (1.0,) * len(arrays)
+    else:
+        normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
     x = np.stack(normalised).astype(np.float32)
     length = x.shape[-1]
     pad = (-length) % factor if kernel is not None else 0

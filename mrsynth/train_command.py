@@ -21,10 +21,11 @@ def add_train_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres", "encoder"],
+        choices=["high-to-low", "superres", "encoder", "ct2mr"],
         help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
         "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own; "
-        "encoder: the MR feature autoencoder of paper 001 (settings: mrsynth.encoder_training.ENCODER_DEFAULTS)",
+        "encoder: the MR feature autoencoder of paper 001 (settings: mrsynth.encoder_training.ENCODER_DEFAULTS); "
+        "ct2mr: DRUNet CT -> MR of paper 004 (settings: mrsynth.ct_training.CT_DEFAULTS)",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -73,6 +74,10 @@ def run_train(args: argparse.Namespace) -> int:
         from .encoder_training import ENCODER_DEFAULTS, EncoderTrainer
 
         task_options = {"defaults": ENCODER_DEFAULTS, "trainer_class": EncoderTrainer}
+    if task == "ct2mr":
+        from .ct_training import CT_DEFAULTS, CTTrainer
+
+        task_options = {"defaults": CT_DEFAULTS, "trainer_class": CTTrainer}
     config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
     bar = tqdm(unit="it", dynamic_ncols=True)
 
@@ -101,7 +106,7 @@ def _config_task(path: str | None) -> str:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    known = ("superres", "encoder")
+    known = ("superres", "encoder", "ct2mr")
     return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
 
 
