@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import MRSynthError
+from .paramnet import ParamNet
 from .unet import UNet
 
 Triple = tuple[int, int, int]
@@ -131,7 +132,7 @@ class MRSR(nn.Module):
         return (size, size, size)
 
 
-ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR}
+ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet}
 
 
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:

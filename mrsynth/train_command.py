@@ -21,9 +21,10 @@ def add_train_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres"],
+        choices=["high-to-low", "superres", "reparam"],
         help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
-        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own",
+        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS) or re-parameterisation on TR/TE (paper 001, "
+        "Param-Net; settings: mrsynth.reparam_training.REPARAM_DEFAULTS); a resumed run keeps its own",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -58,6 +59,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .reparam_training import REPARAM_DEFAULTS, ReparamTrainer
     from .sr_training import SR_DEFAULTS, SRTrainer
     from .training import load_config, train
 
@@ -68,6 +70,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     task = _saved_task(args.resume) if args.resume else (args.task or _config_task(args.config))
     task_options: dict[str, Any] = {"defaults": SR_DEFAULTS, "trainer_class": SRTrainer} if task == "superres" else {}
+    if task == "reparam":
+        task_options = {"defaults": REPARAM_DEFAULTS, "trainer_class": ReparamTrainer}
     config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
     bar = tqdm(unit="it", dynamic_ncols=True)
 
@@ -89,14 +93,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _config_task(path: str | None) -> str:
-    """The task a config file names (``task: superres``), else High-to-low."""
+    """The task a config file names (``task: superres`` or ``reparam``), else High-to-low."""
     if not path:
         return "high-to-low"
     try:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    return "superres" if isinstance(loaded, dict) and loaded.get("task") == "superres" else "high-to-low"
+    task = loaded.get("task") if isinstance(loaded, dict) else None
+    return task if task in ("superres", "reparam") else "high-to-low"
 
 
 def _saved_task(run_dir: str) -> str:
