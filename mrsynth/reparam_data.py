@@ -107,7 +107,8 @@ class Anatomy:
         if occupied.size == 0:
             raise MRSynthError(f"label map {name} is all background: check the file")
         box = [np.flatnonzero(head.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
-        lo, hi = [max(0, int(b[0]) - 4) for b in box], [int(b[-1]) + 5 for b in box]
+        lo = [max(0, int(b[0]) - 4) for b in box]
+        hi = [min(n, int(b[-1]) + 5) for b, n in zip(box, head.shape, strict=True)]
         if slices is None:
             rows = np.arange(lo[0], hi[0])
         else:
