@@ -221,3 +221,16 @@ def test_registry_validates_parameter_declarations(tmp_path):
         with pytest.raises(MRSynthError, match="parameters"):
             parse_registry({"schema_version": 2, "models": [dict(entry, parameters=parameters)]}, tmp_path, "test")
     json.dumps(parsed["x"].to_dict())  # the entry stays plain JSON
+
+
+def test_the_panel_gets_a_field_per_parameter_within_the_trained_range():
+    from MRSynthSlicerLib.models import ModelChoice, parameter_fields
+
+    choice = ModelChoice("m", ["a"], "b", [1, 1, 1], "card", "bundled", None, parameter_declaration("param"))
+    fields = parameter_fields(choice)
+    assert [f.name for f in fields] == ["input_TR", "input_TE", "TR", "TE"]
+    te = fields[3]
+    assert (te.minimum, te.maximum, te.unit) == (20.0, 1000.0, "ms")
+    assert te.minimum < te.default < te.maximum and te.default == round(math.sqrt(20 * 1000))
+    plain = ModelChoice("n", ["a"], "b", [1, 1, 1], "card", "bundled", None)
+    assert parameter_fields(plain) == []
