@@ -100,15 +100,17 @@ def test_parameters_are_drawn_in_range_with_te_toward_short_values():
     assert np.mean(te < 100) > 0.35  # a linear draw would give 8 %
 
 
-def test_training_pairs_share_the_input_scale():
+def test_training_pairs_are_each_in_units_of_their_own_99th_percentile():
     phantom = sitk.RegionOfInterest(bundled_phantom(), (176, 128, 12), (20, 26, 80))
     anatomy = Anatomy.from_labels("brainweb", phantom, "brainweb")
     rng = np.random.default_rng(0)
     x, y, scale = make_pair(anatomy, DEFAULT_INPUT, DEFAULT_INPUT, rng)
     assert np.percentile(x[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
-    # the same setting: the target is the input without its noise, on the same scale
+    assert np.percentile(y[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
+    # the same setting: the target is the input without its noise
     assert np.median(np.abs(x - y)[anatomy.head]) < 0.1
-    assert scale > 0
+    _, dark, dark_scale = make_pair(anatomy, {"TR": 4500.0, "TE": 1000.0}, DEFAULT_INPUT, rng)
+    assert dark_scale < scale / 5 and np.percentile(dark[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
 
 
 def test_param_assignments_parse_and_refuse_bad_text():
@@ -159,12 +161,12 @@ def _head_image(scale: float = 1.0, offset: float = 0.0) -> sitk.Image:
     return sitk.GetImageFromArray(array * scale + offset)
 
 
-def test_synthesize_needs_the_parameters_and_follows_the_input_scale():
+def test_synthesize_needs_the_parameters_and_ignores_the_input_scale():
     model = _tiny_model()
     values = {"TR": 2000.0, "TE": 80.0}
     one = sitk.GetArrayFromImage(synthesize(model, [_head_image()], parameters=values, device="cpu").hr)
     ten = sitk.GetArrayFromImage(synthesize(model, [_head_image(10.0)], parameters=values, device="cpu").hr)
-    assert np.allclose(ten, 10.0 * one, rtol=1e-4, atol=1e-5)  # output in the input's units
+    assert np.allclose(ten, one, rtol=1e-4, atol=1e-5)  # output in units of its own 99th percentile
     with pytest.raises(MRSynthError, match="needs TR, TE"):
         synthesize(model, [_head_image()], device="cpu")
 

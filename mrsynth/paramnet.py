@@ -13,7 +13,7 @@ frozen after a separate autoencoder training (no pretrained encoder exists here,
 CPU must do); the blocks use batch normalisation instead of instance normalisation, because
 training runs on crops and inference on whole slices, and instance statistics differ between the
 two while batch statistics in evaluation mode do not; the output is linear instead of tanh,
-because the target is in units of the input's 99th percentile and exceeds 1 (bright CSF at long TR).
+because the target is in units of its 99th percentile inside the head and exceeds 1 at its brightest.
 
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.

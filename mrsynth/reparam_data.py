@@ -12,10 +12,12 @@ SNR). Inputs are noisy; targets are the noise-free image at the new TR/TE (the t
 Parameters: TR uniform in 1.2-10 s; TE log-uniform in 20 ms-1 s (density proportional to 1/TE, so
 short TE, where the image changes fastest, is drawn most often: half the draws fall below 141 ms).
 
-Normalisation: the input and the target are both divided by the input's 99th percentile inside
-the head, so the network's output is the new image in units of the input's own 99th percentile:
-a scale the scanner's units (a x + b is not covered, only a x) do not change, and one that keeps
-the true brightness change between the two settings.
+Normalisation: the input and the target are each divided by their own 99th percentile inside the
+head, so the network's output is in units of the output image's 99th percentile (1.0 = that
+percentile), the convention of every synthesis model here, and does not depend on the scanner's
+units. (Dividing the target by the input's percentile instead keeps the absolute brightness change,
+but makes the problem ill-conditioned: an input at TE 1 s is almost black, its percentile tiny, and
+a short-TE target then reaches 20 times the input's percentile and dominates the loss.)
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def make_pair(
     rng: np.random.Generator,
     spec: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """(noisy input, noise-free target, scale): both divided by the input's p99 inside the head."""
+    """(noisy input, noise-free target, input scale): each divided by its own p99 inside the head."""
     spec = load_spec() if spec is None else spec
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     noisy = acquire(
@@ -137,7 +139,8 @@ def make_pair(
     )
     truth = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
     normalised, scale = normalise_p99(noisy, anatomy.head)
-    return normalised.astype(np.float32), (truth / scale).astype(np.float32), scale
+    target, _ = normalise_p99(truth, anatomy.head)
+    return normalised.astype(np.float32), target.astype(np.float32), scale
 
 
 def random_crops(head: np.ndarray, size: int, count: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:

@@ -154,7 +154,8 @@ class ReparamTrainer(Trainer):
             normalisation={
                 "method": "p99",
                 "description": "the input divided by its 99th percentile inside the body mask; the output is the "
-                "image at the requested TR/TE in the same units (1.0 = the input's 99th percentile)",
+                "image at the requested TR/TE in units of its own 99th percentile inside the body (1.0 = that "
+                "percentile), as the training target was normalised",
             },
             training={
                 "config": json.loads(json.dumps(self.config)),

@@ -32,7 +32,6 @@ from .tiling import DEFAULT_MEMORY_GB, check_stride
 from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
 
 INTENSITY_UNIT = "1.0 = the 99th percentile of the target contrast inside the body, as in training"
-INPUT_UNIT = "the input's units (the output is multiplied back by the input's 99th percentile)"
 VOXEL_SIZE_TOLERANCE = 0.2
 OUTPUT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
@@ -139,8 +138,7 @@ def synthesize(
     are in the unit ``INTENSITY_UNIT``; ``scales`` are the inputs' 99th percentiles.
 
     A model conditioned on acquisition parameters (``info.parameters``, e.g. TR and TE of a
-    re-parameterisation model) needs every one in ``parameters`` (``acquisition.check_values``); its
-    output is the input's image at those parameters, multiplied back into the input's units.
+    re-parameterisation model) needs every one in ``parameters`` (``acquisition.check_values``).
     """
     info = model.info
     torch_device = resolve_device(device)
@@ -214,15 +212,12 @@ def synthesize(
         lr = None if lr is None else (lr + lr_f[..., ::-1]) / 2
     if hr.shape[0] != 1:
         raise MRSynthError(f"model {info.name} gives {hr.shape[0]} output channels where 1 ({info.output}) is expected")
-    if values:
-        hr = hr * scales[0]
     return SynthesisResult(
         hr=from_paper(hr[0, ..., :length], reference),
         lr=None if lr is None else from_paper(lr[0], thick_grid(reference, factor)),
         mask=from_paper(mask_array.astype(np.uint8), reference),
         scales=[float(s) for s in scales],
         reports=reports,
-        intensity_unit=INPUT_UNIT if values else INTENSITY_UNIT,
     )
 
 

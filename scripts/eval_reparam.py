@@ -4,15 +4,17 @@ The phantom's tissue maps (never seen in training, which used SynthSeg subjects)
 training simulator (``mrsynth.reparam_data``): a noisy input at TR 4.5 s / TE 50 ms (and, for
 Param-to-Param, at a second input setting) and the noise-free truth at every target TR/TE of a grid.
 Every model runs through ``mrsynth.synthesis.synthesize`` as a user's would (body-mask p99
-normalisation, flip averaging, output multiplied back into the input's units) on 24 axial slices
-evenly spaced over the middle 70 % of the head (the paper used 24 slices per volume). Scored inside
-the head: PSNR (data range = the truth's range inside the head) and MAE on the paper's 0-255 scale
-(the truth's range inside the head = 255).
+normalisation, flip averaging; the output is in units of its own 99th percentile inside the body)
+on 24 axial slices evenly spaced over the middle 70 % of the head (the paper used 24 slices per
+volume). The truth is divided by its 99th percentile inside the head. Scored inside the head: PSNR
+(data range = the truth's range inside the head) and MAE on the paper's 0-255 scale (the truth's
+range inside the head = 255).
 
 Rows: both models; the trivial baseline (the input under the best global linear map a x + b,
 fitted by least squares on the truth inside the head: what rescaling alone can do); the ceiling,
 an actual acquisition at the target TR/TE (the signal equation on the true tissue maps, with the
-same Rician noise as the input, SNR 30; without noise it would equal the truth exactly, PSNR inf).
+same Rician noise as the input, SNR 30, on the truth's scale, so that only the noise differs;
+without noise it would equal the truth exactly, PSNR inf).
 
     PYTHONPATH=. python scripts/eval_reparam.py --out runs/reparam_eval --doc docs/other-systems.md
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from mrsynth.masks import normalise_p99
 from mrsynth.metrics import mae, psnr
 from mrsynth.models import load_model
 from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, acquire, grid_settings, noise_free, tissue_signals
@@ -76,7 +79,8 @@ def evaluate(default_model: str, param_model: str, seed: int) -> dict:
     d2p, p2p = load_model(default_model), load_model(param_model)
     rows = []
     for target in grid_settings(TRS, TES):
-        truth = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
+        clean = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
+        truth, scale = normalise_p99(clean, head)
         started = time.perf_counter()
         outputs = {
             "Default-to-Param": run_model(d2p, inputs["default"], target),
@@ -84,7 +88,7 @@ def evaluate(default_model: str, param_model: str, seed: int) -> dict:
             "Param-to-Param (input TR 2 s, TE 20 ms)": run_model(p2p, inputs["other"], _p2p(OTHER_INPUT, target)),
             "baseline: input rescaled": linear_baseline(inputs["default"], truth, head),
             "baseline: other input rescaled": linear_baseline(inputs["other"], truth, head),
-            "ceiling: acquisition at target": acquire(truth, head, rng),
+            "ceiling: acquisition at target": acquire(clean, head, rng) / scale,
         }
         row = {"TR": target["TR"], "TE": target["TE"], "seconds": time.perf_counter() - started}
         row.update({name: scores(pred, truth, head) for name, pred in outputs.items()})
