@@ -236,3 +236,28 @@ def test_the_panel_gets_a_field_per_parameter_within_the_trained_range():
     assert te.minimum < te.default < te.maximum and te.default == round(math.sqrt(20 * 1000))
     plain = ModelChoice("n", ["a"], "b", [1, 1, 1], "card", "bundled", None)
     assert parameter_fields(plain) == []
+
+
+def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_data, tmp_path):
+    from mrsynth.checkpoint import load_checkpoint
+    from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
+    from mrsynth.training import load_config
+
+    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
+    overrides = {
+        "variant": "param",
+        "data": {"train": [labels], "val": [], "slices": 4},
+        "model": {"width": 4, "levels": 2},
+        "crop": 32,
+        "batch_size": 4,
+        "draws": 2,
+        "iterations": 2,
+        "threads": 1,
+    }
+    path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
+    model = load_checkpoint(path)
+    assert list(model.info.parameters) == ["input_TR", "input_TE", "TR", "TE"]
+    assert model.info.training["train_cases"] == [labels] and model.info.training["iterations"] == 2
+    values = {"input_TR": 4500, "input_TE": 50, "TR": 2000, "TE": 80}
+    result = synthesize(model, [_head_image()], parameters=values, device="cpu")
+    assert result.hr.GetSize() == (20, 24, 4)
