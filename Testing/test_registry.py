@@ -240,7 +240,11 @@ def test_remove_and_verify(env, data, capsys):
     (env / "remote.pt").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     assert cli.main(["models", "verify"]) == 1
     captured = capsys.readouterr()
-    assert "remote" in captured.out and "FAILS its sha256/size check" in captured.out and f"1 of {len(registry())} files" in captured.err
+    assert (
+        "remote" in captured.out
+        and "FAILS its sha256/size check" in captured.out
+        and f"1 of {len(registry())} files" in captured.err
+    )
     assert cli.main(["models", "remove", "remote"]) == 0
     assert not (env / "remote.pt").exists()
 
