@@ -261,3 +261,19 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
     values = {"input_TR": 4500, "input_TE": 50, "TR": 2000, "TE": 80}
     result = synthesize(model, [_head_image()], parameters=values, device="cpu")
     assert result.hr.GetSize() == (20, 24, 4)
+
+
+@pytest.mark.parametrize("name", ["reparam-default-sim", "reparam-param-sim"])
+def test_bundled_models_declare_their_checkpoints_parameters_and_run(name, tmp_path):
+    from mrsynth.models import load_model, registry
+
+    entry = registry()[name]
+    model = load_model(name)
+    assert entry.parameters == model.info.parameters and entry.task == "contrast-synthesis"
+    values = {n: spec["min"] for n, spec in entry.parameters.items()}
+    sitk.WriteImage(_head_image(), str(tmp_path / "in.nii.gz"))
+    args = ["synthesize", name, str(tmp_path / "in.nii.gz"), "--output", str(tmp_path / "out.nii.gz")]
+    args += [item for n, v in values.items() for item in ("--param", f"{n}={v:g}")]
+    assert main(args) == 0
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out.nii.gz")))
+    assert out.shape == (4, 24, 20) and np.isfinite(out).all()
