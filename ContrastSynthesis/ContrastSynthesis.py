@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import qt
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLVolumeNode
 from slicer.parameterNodeWrapper import Choice, Minimum, parameterNodeWrapper
@@ -15,6 +16,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadab
 
 from ContrastSynthesisLib.logic import ContrastSynthesisLogic
 from MRSynthSlicerLib import registration, sampledata
+from MRSynthSlicerLib.models import parameter_fields
 from MRSynthSlicerLib.widget import SynthesisWidget
 
 __all__ = ["ContrastSynthesis", "ContrastSynthesisLogic", "ContrastSynthesisTest", "ContrastSynthesisWidget"]
@@ -73,6 +75,7 @@ class ContrastSynthesisWidget(SynthesisWidget):
     PARAMETER_NODE_CLASS = ContrastSynthesisParameterNode
 
     def setup(self) -> None:
+        self._parameterBoxes: dict[str, Any] = {}
         super().setup()
         presets = registration.presets()
         self.ui.registrationPresetComboBox.addItems(list(presets))
@@ -91,6 +94,23 @@ class ContrastSynthesisWidget(SynthesisWidget):
             if used:
                 label.setText(f"{choice.inputs[i]}:")
                 selector.toolTip = f"Input {i + 1} of {choice.name}: {choice.inputs[i]}"
+        self._showParameterFields(choice)
+
+    def _showParameterFields(self, choice: Any) -> None:
+        """A spin box per acquisition parameter of the model (TR, TE ...), limited to its trained range."""
+        layout = self.ui.parametersCollapsibleButton.layout()
+        while layout.rowCount():
+            layout.removeRow(0)
+        self._parameterBoxes = {}
+        for field in parameter_fields(choice):
+            box = qt.QDoubleSpinBox()
+            box.decimals = 0
+            box.minimum, box.maximum, box.value = field.minimum, field.maximum, field.default
+            box.suffix = f" {field.unit}"
+            box.toolTip = field.tooltip
+            layout.addRow(field.label, box)
+            self._parameterBoxes[field.name] = box
+        self.ui.parametersCollapsibleButton.setVisible(bool(self._parameterBoxes))
 
     def missingInput(self) -> str | None:
         reason = super().missingInput()
@@ -109,6 +129,8 @@ class ContrastSynthesisWidget(SynthesisWidget):
         arguments["inputVolumes"] = [getattr(p, f"input{i}") for i in range(1, count + 1)]
         arguments["boneMaskVolume"] = p.boneMask
         arguments["outputLRVolume"] = p.outputLRVolume
+        if self._parameterBoxes:
+            arguments["parameters"] = {name: box.value for name, box in self._parameterBoxes.items()}
         if p.register:
             arguments["registrationPreset"] = self.ui.registrationPresetComboBox.currentText
         return arguments

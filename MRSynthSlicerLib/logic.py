@@ -158,6 +158,7 @@ class SynthesisLogic:
         outputVolume: Any = None,
         outputLRVolume: Any = None,
         registrationPreset: str | None = None,
+        parameters: dict[str, float] | None = None,
         waitForCompletion: bool = True,
         onProgress: Callable[[int, int], None] | None = None,
         onFinished: Callable[[SynthesisJob], None] | None = None,
@@ -168,7 +169,8 @@ class SynthesisLogic:
         ``maskVolume`` is the body mask for normalisation and the metrics; with ``referenceVolume`` the
         relative-error and dSSIM maps and a metrics table (body, and bone with ``boneMaskVolume``) are
         added. ``registrationPreset`` (e.g. ``rigid``) first aligns the inputs to the reference, or to the
-        first input, with SlicerElastix (masks must then lie on that volume's grid). Blocking returns
+        first input, with SlicerElastix (masks must then lie on that volume's grid). ``parameters`` are
+        the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``). Blocking returns
         ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
         """
         if not inputVolumes or any(node is None for node in inputVolumes):
@@ -195,6 +197,8 @@ class SynthesisLogic:
                 "flip_average": bool(flipAverage),
                 "output_dir": OUTPUT_DIR,
             }
+            if parameters:
+                job["parameters"] = {name: float(value) for name, value in parameters.items()}
             if maskVolume is not None:
                 job["mask"] = self._write(maskVolume, folder, "mask.nrrd", "mask")
             if referenceVolume is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mrsynth.models import registry
 from mrsynth.models.cache import state
@@ -23,6 +25,7 @@ class ModelChoice:
     card: str
     state: str
     path: Path | None
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -41,10 +44,51 @@ def model_choices(task: str) -> list[ModelChoice]:
         where, path = state(entry)
         choices.append(
             ModelChoice(
-                entry.name, list(entry.inputs), entry.output, list(entry.voxel_size), entry.card_markdown(), where, path
+                entry.name,
+                list(entry.inputs),
+                entry.output,
+                list(entry.voxel_size),
+                entry.card_markdown(),
+                where,
+                path,
+                dict(entry.parameters or {}),
             )
         )
     return choices
+
+
+@dataclass
+class ParameterField:
+    """One acquisition-parameter field of the panel: what a spin box needs."""
+
+    name: str
+    label: str
+    unit: str
+    minimum: float
+    maximum: float
+    default: float
+    tooltip: str
+
+
+def parameter_fields(choice: ModelChoice) -> list[ParameterField]:
+    """A field per parameter of the model, in its order, starting mid-range (geometric mid for log scales)."""
+    fields = []
+    for name, spec in choice.parameters.items():
+        low, high = float(spec["min"]), float(spec["max"])
+        middle = math.sqrt(low * high) if spec.get("scale") == "log" else (low + high) / 2
+        text = spec.get("description", name)
+        fields.append(
+            ParameterField(
+                name,
+                f"{name} ({spec['unit']}):",
+                spec["unit"],
+                low,
+                high,
+                round(middle),
+                f"{text}: {low:g}-{high:g} {spec['unit']}, the range {choice.name} was trained on",
+            )
+        )
+    return fields
 
 
 def no_model_message(task: str) -> str:

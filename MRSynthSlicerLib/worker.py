@@ -123,6 +123,7 @@ def run(job_file: Path) -> None:
         mask=mask,
         flip_average=job.get("flip_average", True),
         progress=lambda done, total: emit("PROGRESS", f"{done} {total}"),
+        parameters=job.get("parameters"),
     )
     sitk.WriteImage(result.hr, str(partial / OUTPUT_FILES["hr"]), useCompression=True)
     if result.lr is not None:

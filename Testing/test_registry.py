@@ -65,7 +65,7 @@ def test_bundled_registry_follows_its_schema():
     assert entry.bundled and entry.orientation == "any" and entry.mode == "fast" and entry.patch == [56, 56, 32]
     assert sha256_of(entry.path()) == entry.sha256 and "simulated" in entry.card_markdown()
     schema = json.loads((MODELS / "registry.schema.json").read_text())
-    assert set(schema["$defs"]["model"]["properties"]) == set(entry.to_dict()) | {"urls", "card_text"}
+    assert set(schema["$defs"]["model"]["properties"]) == set(entry.to_dict()) | {"urls", "card_text", "parameters"}
 
 
 def test_the_schema_uses_only_keywords_the_checker_knows():

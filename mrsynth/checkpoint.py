@@ -60,6 +60,8 @@ class ModelInfo:
     task: str = "synthesis"
     outputs: list[str] | None = None
     slice_axis: str | None = None
+    # acquisition parameters a conditioned model takes (name -> unit, min, max, scale; see acquisition.py)
+    parameters: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

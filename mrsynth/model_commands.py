@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .acquisition import describe
+
 ENVIRONMENT = (
     "Environment: MRSYNTH_MODELS_DIR (the cache; default ~/.cache/mrsynth/models), MRSYNTH_MODELS_PATH (read-only "
     "shared caches, searched after it), MRSYNTH_MODEL_MIRROR (download <mirror>/<name>.pt instead of the registry's "
@@ -110,6 +112,8 @@ def run_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{entry.name} (version {entry.version}) - {status}" + (f": {path}" if path else ""))
     print(f"task: {entry.task}; inputs, in order: {', '.join(entry.inputs)}; output: {entry.output}")
+    if entry.parameters:
+        print(f"parameters (--param NAME=VALUE): {describe(entry.parameters)}")
     print(f"trained voxel size (SI AP LR, mm): {entry.voxel_size}; orientation: {entry.orientation}")
     print(f"defaults: mode {entry.mode}; patch {entry.patch}; stride {entry.stride} (SI AP LR)")
     print(f"licence: {entry.licence}; {entry.size} bytes, sha256 {entry.sha256}")

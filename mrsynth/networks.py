@@ -17,6 +17,7 @@ from torch import nn
 from .drunet import DRUNetSlices
 from .errors import MRSynthError
 from .feature_encoder import ConvAutoencoder
+from .paramnet import ParamNet
 from .unet import UNet
 
 Triple = tuple[int, int, int]
@@ -133,7 +134,7 @@ class MRSR(nn.Module):
         return (size, size, size)
 
 
-ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR}
+ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet}
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 ARCHITECTURES["DRUNetSlices"] = DRUNetSlices
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
+from .acquisition import check_values, condition_vector, parse_assignments
 from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
 from .files import atomic_path, check_output_path, full_suffix
@@ -26,6 +27,7 @@ from .grids import thick_grid
 from .highlow import LrKernels, mirrored_configurations, shift_kernel
 from .inference import MODES, PRECISIONS, PRESETS, InferenceOptions, InferenceReport, Progress, infer, resolve_device
 from .masks import body_mask, normalise_p99
+from .paramnet import BoundParamNet
 from .tiling import DEFAULT_MEMORY_GB, check_stride
 from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
 
@@ -112,6 +114,7 @@ def synthesize(
     flip_average: bool = True,
     lr_scheme: str = "model",
     progress: Progress | None = None,
+    parameters: Mapping[str, float] | None = None,
 ) -> SynthesisResult:
     """Run ``model`` on ``images`` (in the order of ``model.info.inputs``, all on one grid).
 
@@ -133,11 +136,15 @@ def synthesize(
     axis is reflect-padded at its end for the network and HR is cropped back, so LR has
     ceil(L / factor) thick slices, the last one partly made of mirrored slices. Output intensities
     are in the unit ``INTENSITY_UNIT``; ``scales`` are the inputs' 99th percentiles.
+
+    A model conditioned on acquisition parameters (``info.parameters``, e.g. TR and TE of a
+    re-parameterisation model) needs every one in ``parameters`` (``acquisition.check_values``).
     """
     info = model.info
     torch_device = resolve_device(device)
     options = (options or InferenceOptions()).checked(torch_device)
     model.check_inputs(len(images))
+    values = check_values(info.name, info.parameters, parameters or {})
     names = input_names(info)
     for name, image in zip(names, images, strict=True):
         check_volume(image, name)
@@ -169,7 +176,11 @@ def synthesize(
     else:
         padded_mask = mask_array
 
-    network = model.network.to(torch_device).eval()
+    network = model.network
+    if values:  # a 2D Param-Net: slice by slice, and its 4D weights have no 3D channels-last layout
+        network = BoundParamNet(model.network, condition_vector(info.parameters, values))
+        options = replace(options, channels_last=False)
+    network = network.to(torch_device).eval()
     passes = 2 if flip_average else 1
 
     def run(volume: np.ndarray, body: np.ndarray, lr_kernel: LrKernels | None, done_passes: int) -> Any:
@@ -304,6 +315,14 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
         "kernel (for LR stride 1); three: without offset 3; shifted: one kernel trained at offset 1, moved "
         "to offsets 0 and 2 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="acquisition parameter of a conditioned model, once per parameter, e.g. --param TR=2000 --param TE=80 "
+        "(re-parameterisation models; 'mrsynth models info MODEL' lists each one's names, units and ranges)",
+    )
     parser.add_argument("--mask", help="body mask (voxels > 0) for normalisation; default: Otsu mask of the last input")
     parser.add_argument(
         "--no-flip-average",
@@ -368,10 +387,12 @@ def run_synthesize(args: argparse.Namespace) -> int:
         raise MRSynthError("--output and --output-lr are the same file: give two names")
     options = inference_options(args)
     options.checked(resolve_device(args.device))
+    parameters = parse_assignments(args.param)
     model = load_model(args.model)
     if model.info.task == "super-resolution":
         raise MRSynthError(f"model {model.info.name} is a super-resolution model: use mrsynth superres with it")
     model.check_inputs(len(args.inputs))
+    check_values(model.info.name, model.info.parameters, parameters)
     if options.stride is not None:
         factor = model.info.slice_factor if lr_kernel_of(model.info) is not None else None
         check_stride(options.stride, model.info.patch, factor)
@@ -399,6 +420,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
             flip_average=args.flip_average,
             lr_scheme=args.lr_kernels,
             progress=progress,
+            parameters=parameters,
         )
     with atomic_path(output) as tmp:
         if output_lr is None:
@@ -410,5 +432,5 @@ def run_synthesize(args: argparse.Namespace) -> int:
     written = [output] + ([output_lr] if output_lr is not None else [])
     for report in result.reports:
         print(report.summary())
-    print(f"wrote {', '.join(map(str, written))} ({INTENSITY_UNIT}; input scales {result.scales})")
+    print(f"wrote {', '.join(map(str, written))} ({result.intensity_unit}; input scales {result.scales})")
     return 0

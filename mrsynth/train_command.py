@@ -21,11 +21,13 @@ def add_train_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres", "encoder", "ct2mr"],
+        choices=["high-to-low", "superres", "encoder", "ct2mr", "reparam"],
         help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
         "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own; "
         "encoder: the MR feature autoencoder of paper 001 (settings: mrsynth.encoder_training.ENCODER_DEFAULTS); "
-        "ct2mr: DRUNet CT -> MR of paper 004 (settings: mrsynth.ct_training.CT_DEFAULTS)",
+        "ct2mr: DRUNet CT -> MR of paper 004 (settings: mrsynth.ct_training.CT_DEFAULTS); "
+        "reparam: re-parameterisation on TR/TE (paper 001, Param-Net; settings: "
+        "mrsynth.reparam_training.REPARAM_DEFAULTS)",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -60,6 +62,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .reparam_training import REPARAM_DEFAULTS, ReparamTrainer
     from .sr_training import SR_DEFAULTS, SRTrainer
     from .training import load_config, train
 
@@ -78,6 +81,8 @@ def run_train(args: argparse.Namespace) -> int:
         from .ct_training import CT_DEFAULTS, CTTrainer
 
         task_options = {"defaults": CT_DEFAULTS, "trainer_class": CTTrainer}
+    if task == "reparam":
+        task_options = {"defaults": REPARAM_DEFAULTS, "trainer_class": ReparamTrainer}
     config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
     bar = tqdm(unit="it", dynamic_ncols=True)
 
@@ -99,14 +104,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _config_task(path: str | None) -> str:
-    """The task a config file names (``task: superres``), else High-to-low."""
+    """The task a config file names (``task: superres`` or ``reparam``), else High-to-low."""
     if not path:
         return "high-to-low"
     try:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    known = ("superres", "encoder", "ct2mr")
+    known = ("superres", "encoder", "ct2mr", "reparam")
     return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
 
 

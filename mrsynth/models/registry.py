@@ -44,6 +44,7 @@ class RegistryEntry:
     urls: list[str] = field(default_factory=list)
     card: str | None = None
     card_text: str | None = None
+    parameters: dict[str, dict[str, Any]] | None = None
     base: Path = _PACKAGE_DIR  # the folder of the registry file the entry came from
 
     @property
@@ -150,9 +151,26 @@ def _rule_errors(models: list[dict[str, Any]]) -> list[str]:
             errors.append(f"models[{i}] ({name}) needs exactly one of 'file' (bundled) and 'urls' (downloadable)")
         if ("card" in model) == ("card_text" in model):
             errors.append(f"models[{i}] ({name}) needs exactly one of 'card' (a file) and 'card_text' (inline)")
+        errors += _parameter_errors(model.get("parameters"), f"models[{i}] ({name})")
         if name in seen:
             errors.append(f"models[{i}]: the name {name} appears twice")
         seen.add(name)
+    return errors
+
+
+def _parameter_errors(parameters: dict[str, Any] | None, where: str) -> list[str]:
+    """Each declared parameter against ``$defs/parameter``, and a range with min below max."""
+    if not parameters:
+        return [] if parameters is None else [f"{where}: 'parameters' is empty: leave it out or declare some"]
+    schema = _schema()
+    errors = []
+    for name, spec in parameters.items():
+        found = schema_errors(spec, schema["$defs"]["parameter"], schema, f"{where}.parameters.{name}")
+        if not found and not spec["min"] < spec["max"]:
+            found = [f"{where}.parameters.{name} has min {spec['min']} not below max {spec['max']}"]
+        if not found and spec.get("scale") == "log" and spec["min"] <= 0:
+            found = [f"{where}.parameters.{name} is on a log scale but its min {spec['min']} is not positive"]
+        errors += found
     return errors
 
 

@@ -1,0 +1,279 @@
+"""Re-parameterisation on TR/TE (paper 001): Param-Net conditioning, simulator data, parameters in
+synthesize and the registry."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from mrsynth.acquisition import check_values, condition_vector, parse_assignments, scaled
+from mrsynth.checkpoint import LoadedModel, ModelInfo
+from mrsynth.cli import main
+from mrsynth.errors import MRSynthError
+from mrsynth.models.registry import parse_registry
+from mrsynth.paramnet import BoundParamNet, ParamNet
+from mrsynth.reparam_data import (
+    DEFAULT_INPUT,
+    TE_RANGE,
+    TR_RANGE,
+    Anatomy,
+    make_pair,
+    parameter_declaration,
+    sample_parameters,
+    tissue_signals,
+)
+from mrsynth.simulate import bundled_phantom, load_spec, tissue_names
+from mrsynth.synthesis import synthesize
+
+SPEC = load_spec()
+
+
+def _block_inputs(network: ParamNet, x: torch.Tensor, conditions: torch.Tensor) -> list[torch.Tensor]:
+    """What the first convolution after the condition stacking sees, in every block."""
+    seen: list[torch.Tensor] = []
+    hooks = [b.refine.register_forward_pre_hook(lambda _, args: seen.append(args[0])) for b in network.blocks]
+    try:
+        network(x, conditions)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("variant", ["default", "param"])
+def test_every_block_gets_constant_channels_holding_the_scaled_parameters(variant):
+    declared = parameter_declaration(variant)
+    network = ParamNet(conditions=len(declared), width=4, levels=3).eval()
+    values = {"TR": 2000.0, "TE": 80.0, "input_TR": 4500.0, "input_TE": 50.0}
+    conditions = torch.tensor([condition_vector(declared, values)] * 2)
+    seen = _block_inputs(network, torch.rand(2, 1, 32, 32), conditions)
+    assert len(seen) == network.levels == 3
+    for features in seen:
+        planes = features[:, -len(declared) :]
+        expected = conditions[:, :, None, None].expand_as(planes)
+        assert torch.equal(planes, expected)
+    if variant == "param":  # the input's TR/TE first, then the output's
+        assert [round(v, 6) for v in conditions[0].tolist()] == [
+            round(scaled(4500, declared["input_TR"]), 6),
+            round(scaled(50, declared["input_TE"]), 6),
+            round(scaled(2000, declared["TR"]), 6),
+            round(scaled(80, declared["TE"]), 6),
+        ]
+
+
+def test_the_output_changes_with_tr_and_te_and_keeps_the_volume_shape():
+    torch.manual_seed(0)
+    network = ParamNet(conditions=2, width=4, levels=3).eval()
+    volume = torch.rand(1, 1, 3, 37, 29)  # sizes that are not multiples of 8: padded and cropped back
+    with torch.no_grad():
+        short = BoundParamNet(network, [0.1, 0.1])(volume)
+        long = BoundParamNet(network, [0.9, 0.9])(volume)
+        again = BoundParamNet(network, [0.1, 0.1], chunk=1)(volume)
+    assert short.shape == volume.shape
+    assert (short - long).abs().mean() > 1e-3
+    assert torch.allclose(short, again, atol=1e-6)  # slices are independent of how they are chunked
+
+
+def test_spin_echo_signal_of_csf_and_of_fat():
+    names = tissue_names(SPEC)
+    csf, fat = SPEC["tissues"]["csf"], SPEC["fat_component"]
+    signals = tissue_signals(3000.0, 100.0, SPEC)
+    expected_csf = csf["PD"] * (1 - math.exp(-3000 / csf["T1"])) * math.exp(-100 / csf["T2"])
+    expected_fat = SPEC["tissues"]["fat"]["PD"] * (1 - math.exp(-3000 / fat["T1"])) * math.exp(-100 / fat["T2"])
+    assert signals[names.index("csf")] == pytest.approx(expected_csf, rel=1e-6)
+    assert signals[names.index("fat")] == pytest.approx(expected_fat, rel=1e-6)
+    assert signals[names.index("air")] == 0.0
+
+
+def test_parameters_are_drawn_in_range_with_te_toward_short_values():
+    rng = np.random.default_rng(0)
+    draws = [sample_parameters(rng) for _ in range(4000)]
+    tr, te = np.array([d["TR"] for d in draws]), np.array([d["TE"] for d in draws])
+    assert TR_RANGE[0] <= tr.min() and tr.max() <= TR_RANGE[1] and TE_RANGE[0] <= te.min() and te.max() <= TE_RANGE[1]
+    assert abs(np.median(tr) - sum(TR_RANGE) / 2) < 400  # uniform TR
+    assert abs(np.median(te) - math.sqrt(TE_RANGE[0] * TE_RANGE[1])) < 15  # log-uniform TE: median 141 ms
+    assert np.mean(te < 100) > 0.35  # a linear draw would give 8 %
+
+
+def test_training_pairs_are_each_in_units_of_their_own_99th_percentile():
+    phantom = sitk.RegionOfInterest(bundled_phantom(), (176, 128, 12), (20, 26, 80))
+    anatomy = Anatomy.from_labels("brainweb", phantom, "brainweb")
+    rng = np.random.default_rng(0)
+    x, y, scale = make_pair(anatomy, DEFAULT_INPUT, DEFAULT_INPUT, rng)
+    assert np.percentile(x[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
+    assert np.percentile(y[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
+    # the same setting: the target is the input without its noise
+    assert np.median(np.abs(x - y)[anatomy.head]) < 0.1
+    _, dark, dark_scale = make_pair(anatomy, {"TR": 4500.0, "TE": 1000.0}, DEFAULT_INPUT, rng)
+    assert dark_scale < scale / 5 and np.percentile(dark[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_param_assignments_parse_and_refuse_bad_text():
+    assert parse_assignments(["TR=2000", "TE = 80"]) == {"TR": 2000.0, "TE": 80.0}
+    for bad, words in [(["TR"], "NAME=VALUE"), (["TR=fast"], "not a number"), (["TR=1", "TR=2"], "twice")]:
+        with pytest.raises(MRSynthError, match=words):
+            parse_assignments(bad)
+
+
+def test_parameter_values_are_checked_against_the_declaration():
+    declared = parameter_declaration("default")
+    assert check_values("m", declared, {"TE": 80, "TR": 2000}) == {"TR": 2000.0, "TE": 80.0}
+    with pytest.raises(MRSynthError, match="no parameter TI"):
+        check_values("m", declared, {"TR": 2000, "TE": 80, "TI": 900})
+    with pytest.raises(MRSynthError, match="needs TE"):
+        check_values("m", declared, {"TR": 2000})
+    with pytest.raises(MRSynthError, match="outside the range"):
+        check_values("m", declared, {"TR": 500, "TE": 80})
+    with pytest.raises(MRSynthError, match="takes no acquisition parameters"):
+        check_values("m", None, {"TR": 2000})
+    assert scaled(20, declared["TE"]) == 0.0 and scaled(1000, declared["TE"]) == pytest.approx(1.0)
+
+
+def _tiny_model(variant: str = "default") -> LoadedModel:
+    torch.manual_seed(1)
+    declared = parameter_declaration(variant)
+    network = ParamNet(conditions=len(declared), width=4, levels=2).eval()
+    info = ModelInfo(
+        name="tiny-reparam",
+        architecture="ParamNet",
+        arguments={"conditions": len(declared), "width": 4, "levels": 2},
+        inputs=["spin echo"],
+        output="spin echo at TR/TE",
+        voxel_size=[1.0, 1.0, 1.0],
+        patch=[4, 16, 16],
+        stride=[4, 8, 8],
+        approach="re-parameterisation",
+        task="re-parameterisation",
+        parameters=declared,
+    )
+    return LoadedModel(network=network, info=info)
+
+
+def _head_image(scale: float = 1.0, offset: float = 0.0) -> sitk.Image:
+    rng = np.random.default_rng(3)
+    array = np.zeros((4, 24, 20), dtype=np.float32)
+    array[:, 4:20, 3:17] = 1.0 + rng.random((4, 16, 14), dtype=np.float32)
+    return sitk.GetImageFromArray(array * scale + offset)
+
+
+def test_synthesize_needs_the_parameters_and_ignores_the_input_scale():
+    model = _tiny_model()
+    values = {"TR": 2000.0, "TE": 80.0}
+    one = sitk.GetArrayFromImage(synthesize(model, [_head_image()], parameters=values, device="cpu").hr)
+    ten = sitk.GetArrayFromImage(synthesize(model, [_head_image(10.0)], parameters=values, device="cpu").hr)
+    assert np.allclose(ten, one, rtol=1e-4, atol=1e-5)  # output in units of its own 99th percentile
+    with pytest.raises(MRSynthError, match="needs TR, TE"):
+        synthesize(model, [_head_image()], device="cpu")
+
+
+def test_synthesize_command_reports_parameter_errors(tmp_path, capsys):
+    model = _tiny_model("param")
+    from mrsynth.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "tiny.pt", model.network, model.info)
+    sitk.WriteImage(_head_image(), str(tmp_path / "in.nii.gz"))
+    base = ["synthesize", str(path), str(tmp_path / "in.nii.gz"), "--output", str(tmp_path / "out.nii.gz")]
+    cases = [
+        (["--param", "TR=2000", "--param", "TE=80"], "needs input_TR, input_TE"),
+        (["--param", "TR=2000", "--param", "TE=80", "--param", "input_TR=4500", "--param", "input_TE=5"], "outside"),
+        (["--param", "TX=1"], "no parameter TX"),
+    ]
+    for extra, words in cases:
+        assert main(base + extra) == 2
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "out.nii.gz").exists()
+    good = ["--param", "TR=2000", "--param", "TE=80", "--param", "input_TR=4500", "--param", "input_TE=50"]
+    assert main(base + good) == 0
+    assert sitk.ReadImage(str(tmp_path / "out.nii.gz")).GetSize() == (20, 24, 4)
+
+
+def test_registry_validates_parameter_declarations(tmp_path):
+    entry = {
+        "name": "x",
+        "version": "1",
+        "task": "re-parameterisation",
+        "inputs": ["a"],
+        "output": "b",
+        "voxel_size": [1, 1, 1],
+        "orientation": "any",
+        "patch": [16, 128, 128],
+        "stride": [16, 64, 64],
+        "mode": "fast",
+        "file": "x.pt",
+        "sha256": "0" * 64,
+        "size": 1,
+        "licence": "Apache-2.0",
+        "card_text": "x",
+        "parameters": parameter_declaration("param"),
+    }
+    parsed = parse_registry({"schema_version": 2, "models": [entry]}, tmp_path, "test")
+    assert list(parsed["x"].parameters) == ["input_TR", "input_TE", "TR", "TE"]
+    bad = [
+        {"TR": {"unit": "ms", "min": 10, "max": 5}},
+        {"TR": {"min": 1, "max": 5}},
+        {"TE": {"unit": "ms", "min": 0, "max": 5, "scale": "log"}},
+        {"TE": {"unit": "ms", "min": 1, "max": 5, "colour": "red"}},
+    ]
+    for parameters in bad:
+        with pytest.raises(MRSynthError, match="parameters"):
+            parse_registry({"schema_version": 2, "models": [dict(entry, parameters=parameters)]}, tmp_path, "test")
+    json.dumps(parsed["x"].to_dict())  # the entry stays plain JSON
+
+
+def test_the_panel_gets_a_field_per_parameter_within_the_trained_range():
+    from MRSynthSlicerLib.models import ModelChoice, parameter_fields
+
+    choice = ModelChoice("m", ["a"], "b", [1, 1, 1], "card", "bundled", None, parameter_declaration("param"))
+    fields = parameter_fields(choice)
+    assert [f.name for f in fields] == ["input_TR", "input_TE", "TR", "TE"]
+    te = fields[3]
+    assert (te.minimum, te.maximum, te.unit) == (20.0, 1000.0, "ms")
+    assert te.minimum < te.default < te.maximum and te.default == round(math.sqrt(20 * 1000))
+    plain = ModelChoice("n", ["a"], "b", [1, 1, 1], "card", "bundled", None)
+    assert parameter_fields(plain) == []
+
+
+def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_data, tmp_path):
+    from mrsynth.checkpoint import load_checkpoint
+    from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
+    from mrsynth.training import load_config
+
+    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
+    overrides = {
+        "variant": "param",
+        "data": {"train": [labels], "val": [], "slices": 4},
+        "model": {"width": 4, "levels": 2},
+        "crop": 32,
+        "batch_size": 4,
+        "draws": 2,
+        "iterations": 2,
+        "threads": 1,
+    }
+    path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
+    model = load_checkpoint(path)
+    assert list(model.info.parameters) == ["input_TR", "input_TE", "TR", "TE"]
+    assert model.info.training["train_cases"] == [labels] and model.info.training["iterations"] == 2
+    values = {"input_TR": 4500, "input_TE": 50, "TR": 2000, "TE": 80}
+    result = synthesize(model, [_head_image()], parameters=values, device="cpu")
+    assert result.hr.GetSize() == (20, 24, 4)
+
+
+@pytest.mark.parametrize("name", ["reparam-default-sim", "reparam-param-sim"])
+def test_bundled_models_declare_their_checkpoints_parameters_and_run(name, tmp_path):
+    from mrsynth.models import load_model, registry
+
+    entry = registry()[name]
+    model = load_model(name)
+    assert entry.parameters == model.info.parameters and entry.task == "contrast-synthesis"
+    values = {n: spec["min"] for n, spec in entry.parameters.items()}
+    sitk.WriteImage(_head_image(), str(tmp_path / "in.nii.gz"))
+    args = ["synthesize", name, str(tmp_path / "in.nii.gz"), "--output", str(tmp_path / "out.nii.gz")]
+    args += [item for n, v in values.items() for item in ("--param", f"{n}={v:g}")]
+    assert main(args) == 0
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out.nii.gz")))
+    assert out.shape == (4, 24, 20) and np.isfinite(out).all()

@@ -1,0 +1,169 @@
+"""Training and test data for re-parameterisation (paper 001, section 3.3), from the simulator.
+
+Signal: the spin-echo equation of ``simulate`` per tissue of the 1.5 T spec, with its fat
+component: S = PD [(1 - ff) (1 - exp(-TR/T1)) exp(-TE/T2) + ff (1 - exp(-TR/T1_fat)) exp(-TE/T2_fat)],
+from each tissue's PD, T1, T2 and fat fraction ff (times in ms). Tissue maps come from label maps
+(SynthSeg subjects for training, the BrainWeb phantom for testing, as the paper tested on BrainWeb)
+through ``simulate.tissue_map``. An acquisition spreads the tissue signals to voxels, blurs each
+axial slice in-plane with the spec's Gaussian point-spread (0.5 voxel) and adds Rician noise of
+sigma = (99th percentile of the noise-free image inside the head) / SNR (SNR 30, the spec's TSE
+SNR). Inputs are noisy; targets are the noise-free image at the new TR/TE (the truth).
+
+Parameters: TR uniform in 1.2-10 s; TE log-uniform in 20 ms-1 s (density proportional to 1/TE, so
+short TE, where the image changes fastest, is drawn most often: half the draws fall below 141 ms).
+
+Normalisation: the input and the target are each divided by their own 99th percentile inside the
+head, so the network's output is in units of the output image's 99th percentile (1.0 = that
+percentile), the convention of every synthesis model here, and does not depend on the scanner's
+units. (Dividing the target by the input's percentile instead keeps the absolute brightness change,
+but makes the problem ill-conditioned: an input at TE 1 s is almost black, its percentile tiny, and
+a short-TE target then reaches 20 times the input's percentile and dominates the loss.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .errors import MRSynthError
+from .masks import normalise_p99
+from .simulate import _tissue_se, load_spec, tissue_map
+from .volume_io import paper_axes, read_labels
+
+TR_RANGE = (1200.0, 10000.0)
+TE_RANGE = (20.0, 1000.0)
+DEFAULT_INPUT = {"TR": 4500.0, "TE": 50.0}  # the paper's fixed input acquisition for Default-to-Param
+SNR = 30.0
+
+
+def parameter_declaration(variant: str) -> dict[str, dict]:
+    """The conditioning parameters of a variant, in the order the network takes them."""
+    target = {
+        "TR": {
+            "unit": "ms",
+            "min": TR_RANGE[0],
+            "max": TR_RANGE[1],
+            "scale": "linear",
+            "description": "TR of the output",
+        },
+        "TE": {"unit": "ms", "min": TE_RANGE[0], "max": TE_RANGE[1], "scale": "log", "description": "TE of the output"},
+    }
+    if variant == "default":
+        return target
+    if variant == "param":
+        given = {f"input_{name}": dict(spec, description=f"{name} of the input image") for name, spec in target.items()}
+        return given | target
+    raise MRSynthError(f"unknown re-parameterisation variant {variant!r}: use default or param")
+
+
+def sample_parameters(rng: np.random.Generator) -> dict[str, float]:
+    """TR uniform over its range, TE log-uniform (more short TEs), as section 3.3 describes."""
+    tr = float(rng.uniform(*TR_RANGE))
+    te = float(math.exp(rng.uniform(math.log(TE_RANGE[0]), math.log(TE_RANGE[1]))))
+    return {"TR": tr, "TE": te}
+
+
+def tissue_signals(tr: float, te: float, spec: dict | None = None) -> np.ndarray:
+    """Noise-free spin-echo signal of every tissue (spec order) at ``tr``, ``te`` (ms)."""
+    spec = load_spec() if spec is None else spec
+    fat = spec["fat_component"]
+    return np.array([_tissue_se(t, fat, {"TR": tr, "TE": te}) for t in spec["tissues"].values()], dtype=np.float32)
+
+
+def noise_free(tissues: np.ndarray, signals: np.ndarray, psf: float) -> np.ndarray:
+    """Tissue signals spread to voxels and blurred in-plane (the last two axes) only."""
+    image = signals[tissues]
+    sigma = (0,) * (image.ndim - 2) + (psf, psf)
+    return ndimage.gaussian_filter(image, sigma, output=np.float32) if psf > 0 else image
+
+
+def acquire(clean: np.ndarray, head: np.ndarray, rng: np.random.Generator, snr: float = SNR) -> np.ndarray:
+    """Rician magnitude of ``clean`` with sigma = (99th percentile inside the head) / SNR."""
+    sigma = float(np.percentile(clean[head], 99)) / snr
+    real = clean + sigma * rng.standard_normal(clean.shape, dtype=np.float32)
+    imag = sigma * rng.standard_normal(clean.shape, dtype=np.float32)
+    return np.hypot(real, imag).astype(np.float32)
+
+
+@dataclass
+class Anatomy:
+    """Tissue indices and head mask of axial slices, in paper order [SI, AP, LR]."""
+
+    name: str
+    tissues: np.ndarray
+    head: np.ndarray
+
+    @classmethod
+    def from_labels(cls, name: str, image: sitk.Image, atlas: str, slices: int | None = None) -> Anatomy:
+        """All axial slices, or ``slices`` evenly spaced over the middle 70 % of the head's extent."""
+        labels = np.transpose(sitk.GetArrayViewFromImage(image), paper_axes(image))
+        spec = load_spec()
+        head = ndimage.binary_fill_holes(labels != 0)
+        tissues = tissue_map(labels, atlas, spec)
+        occupied = np.flatnonzero(head.any(axis=(1, 2)))
+        if occupied.size == 0:
+            raise MRSynthError(f"label map {name} is all background: check the file")
+        box = [np.flatnonzero(head.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+        lo = [max(0, int(b[0]) - 4) for b in box]
+        hi = [min(n, int(b[-1]) + 5) for b, n in zip(box, head.shape, strict=True)]
+        if slices is None:
+            rows = np.arange(lo[0], hi[0])
+        else:
+            span = hi[0] - lo[0]
+            rows = np.linspace(lo[0] + 0.15 * span, hi[0] - 0.15 * span, slices).round().astype(int)
+        keep = (rows, slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+        return cls(name, np.ascontiguousarray(tissues[keep]), np.ascontiguousarray(head[keep]))
+
+    @classmethod
+    def from_file(cls, path: str, atlas: str, slices: int | None = None) -> Anatomy:
+        return cls.from_labels(str(path), read_labels(path), atlas, slices)
+
+
+def make_pair(
+    anatomy: Anatomy,
+    source: Mapping[str, float],
+    target: Mapping[str, float],
+    rng: np.random.Generator,
+    spec: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(noisy input, noise-free target, input scale): each divided by its own p99 inside the head."""
+    spec = load_spec() if spec is None else spec
+    psf = float(spec["acquisition"]["psf_sigma_voxels"])
+    noisy = acquire(
+        noise_free(anatomy.tissues, tissue_signals(source["TR"], source["TE"], spec), psf), anatomy.head, rng
+    )
+    truth = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
+    normalised, scale = normalise_p99(noisy, anatomy.head)
+    target, _ = normalise_p99(truth, anatomy.head)
+    return normalised.astype(np.float32), target.astype(np.float32), scale
+
+
+def random_crops(head: np.ndarray, size: int, count: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """(slice, AP start, LR start) of ``count`` crops, each centred on a head voxel (clipped to the slice)."""
+    _, ap, lr = head.shape
+    if ap < size or lr < size:
+        raise MRSynthError(f"slices of {ap} x {lr} voxels are smaller than the crop {size}: use a smaller crop")
+    voxels = np.argwhere(head)
+    chosen = voxels[rng.integers(len(voxels), size=count)]
+    return [
+        (int(s), int(np.clip(a - size // 2, 0, ap - size)), int(np.clip(b - size // 2, 0, lr - size)))
+        for s, a, b in chosen
+    ]
+
+
+def condition_values(declared: Mapping[str, Mapping], source: Mapping[str, float], target: Mapping[str, float]) -> dict:
+    """The values a variant's declaration names: ``input_TR``/``input_TE`` from the source, TR/TE from the target."""
+    values = {}
+    for name in declared:
+        values[name] = source[name.removeprefix("input_")] if name.startswith("input_") else target[name]
+    return values
+
+
+def grid_settings(trs: Sequence[float], tes: Sequence[float]) -> list[dict[str, float]]:
+    """Every TR x TE combination, TR major."""
+    return [{"TR": float(tr), "TE": float(te)} for tr in trs for te in tes]

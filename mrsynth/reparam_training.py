@@ -1,0 +1,194 @@
+"""Re-parameterisation training (paper 001) in the foundation's resumable loop (``mrsynth train --task reparam``).
+
+Each batch is made on the fly: ``draws`` times a random training subject and random settings
+(``reparam_data``), the input and the target computed on the subject's axial slices, and
+``batch_size / draws`` random crops of them. Default-to-Param always acquires the input at TR 4.5 s,
+TE 50 ms and is conditioned on the target's TR/TE; Param-to-Param draws the input's TR/TE too and
+is conditioned on both. The loss is MSE, as in section 3.4.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .acquisition import condition_vector
+from .checkpoint import ModelInfo
+from .errors import MRSynthError
+from .reparam_data import (
+    DEFAULT_INPUT,
+    SNR,
+    Anatomy,
+    condition_values,
+    make_pair,
+    parameter_declaration,
+    random_crops,
+    sample_parameters,
+)
+from .simulate import load_spec
+from .training import Trainer, train
+
+REPARAM_DEFAULTS: dict[str, Any] = {
+    "task": "reparam",
+    "name": "my-reparam-model",
+    "version": "1",
+    "variant": "default",  # default (Default-to-Param) or param (Param-to-Param)
+    "data": {"train": [], "val": [], "atlas": "synthseg", "slices": 24},
+    "model": {"architecture": "ParamNet", "width": 8, "levels": 4, "max_width": 64},
+    "crop": 64,
+    "draws": 4,
+    "batch_size": 16,
+    "learning_rate": 1.0e-3,
+    "lr_schedule": "cosine",
+    "weight_decay": 0.0,
+    "iterations": 1000,
+    "epoch_patches": 1600,
+    "val_patches": 64,
+    "checkpoint_every": 50,
+    "flip": True,
+    "early_stopping": None,
+    "seed": 0,
+    "init_weights": None,
+    "device": "auto",
+    "threads": 0,
+}
+
+
+class ReparamSampler:
+    """Random (subject, settings, crops) batches: inputs [B, 1, S, S], targets [B, 1, S, S], conditions [B, P]."""
+
+    def __init__(self, anatomies: list[Anatomy], config: dict[str, Any], rng: np.random.Generator):
+        if not anatomies:
+            raise MRSynthError("no subjects to sample: set data.train to SynthSeg label maps")
+        self.anatomies, self.rng = anatomies, rng
+        self.variant = str(config["variant"])
+        self.declared = parameter_declaration(self.variant)
+        self.crop, self.draws = int(config["crop"]), int(config["draws"])
+        if self.draws < 1 or int(config["batch_size"]) % self.draws:
+            raise MRSynthError(f"batch_size {config['batch_size']} must be a multiple of draws {self.draws}")
+        self.spec = load_spec()
+
+    def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs, ys, cs = [], [], []
+        for _ in range(self.draws):
+            anatomy = self.anatomies[int(self.rng.integers(len(self.anatomies)))]
+            source = dict(DEFAULT_INPUT) if self.variant == "default" else sample_parameters(self.rng)
+            target = sample_parameters(self.rng)
+            x, y, _ = make_pair(anatomy, source, target, self.rng, self.spec)
+            conditions = condition_vector(self.declared, condition_values(self.declared, source, target))
+            for s, a, b in random_crops(anatomy.head, self.crop, batch_size // self.draws, self.rng):
+                window = (s, slice(a, a + self.crop), slice(b, b + self.crop))
+                xs.append(x[window][None])
+                ys.append(y[window][None])
+                cs.append(conditions)
+        return np.stack(xs), np.stack(ys), np.asarray(cs, dtype=np.float32)
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class ReparamTrainer(Trainer):
+    """The foundation's loop (logs, checkpoints, resume) with re-parameterisation data, Param-Net and MSE."""
+
+    def __init__(self, config: dict[str, Any], run_dir: str | Path):
+        self._open_run(config, run_dir)
+        data = config["data"]
+        slices = int(data["slices"])
+        self.train_cases = [Anatomy.from_file(p, data["atlas"], slices) for p in _files(data["train"], "train")]
+        self.val_cases = [Anatomy.from_file(p, data["atlas"], slices) for p in _files(data["val"], "val")]
+        declared = parameter_declaration(str(config["variant"]))
+        model = config["model"]
+        self.arguments = {
+            "in_channels": 1,
+            "out_channels": 1,
+            "conditions": len(declared),
+            "width": int(model["width"]),
+            "levels": int(model["levels"]),
+            "max_width": int(model["max_width"]),
+        }
+        seed = self._start_optimisation(model["architecture"])
+        self.sampler = ReparamSampler(self.train_cases, config, np.random.default_rng(seed))
+        self.val_batches = self._validation_batches(seed + 1)
+
+    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        if not self.val_cases:
+            return []
+        sampler = ReparamSampler(self.val_cases, self.config, np.random.default_rng(seed))
+        size = int(self.config["batch_size"])
+        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+
+    def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
+        """MSE between the output and the noise-free target; ``k`` holds the conditioning values."""
+        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        if flip:  # a left-right mirrored head is as plausible as the original
+            xt, yt = xt.flip(-1), yt.flip(-1)
+        return torch.nn.functional.mse_loss(self.network(xt, torch.from_numpy(k).to(self.device)), yt)
+
+    def model_info(self) -> ModelInfo:
+        variant = str(self.config["variant"])
+        source = (
+            f"spin-echo image at TR {DEFAULT_INPUT['TR']:g} ms, TE {DEFAULT_INPUT['TE']:g} ms"
+            if variant == "default"
+            else "spin-echo image at the TR/TE given as input_TR, input_TE"
+        )
+        return ModelInfo(
+            name=str(self.config["name"]),
+            version=str(self.config["version"]),
+            architecture=self.config["model"]["architecture"],
+            arguments=self.arguments,
+            inputs=[source],
+            output="spin-echo image at the TR/TE given as TR, TE",
+            voxel_size=[1.0, 1.0, 1.0],
+            patch=[16, 128, 128],
+            stride=[16, 64, 64],
+            approach="re-parameterisation",
+            task="re-parameterisation",
+            parameters=parameter_declaration(variant),
+            normalisation={
+                "method": "p99",
+                "description": "the input divided by its 99th percentile inside the body mask; the output is the "
+                "image at the requested TR/TE in units of its own 99th percentile inside the body (1.0 = that "
+                "percentile), as the training target was normalised",
+            },
+            training={
+                "config": json.loads(json.dumps(self.config)),
+                "variant": variant,
+                "train_cases": [c.name for c in self.train_cases],
+                "val_cases": [c.name for c in self.val_cases],
+                "snr": SNR,
+                "iterations": self.iteration,
+                "best_val_loss": self.best_val,
+            },
+        )
+
+
+def _files(entries: list[str], what: str) -> list[str]:
+    import glob
+
+    files = [m for entry in entries for m in (sorted(glob.glob(str(entry))) or [entry])]
+    for f in files:
+        if not Path(f).is_file():
+            raise MRSynthError(f"{what} label map {f} does not exist: check data.{what} in the config")
+    if what == "train" and not files:
+        raise MRSynthError("no training subjects: set data.train to label maps (e.g. ../shared/data/synthseg_labels)")
+    return files
+
+
+def train_reparam(
+    config: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: Any = None,
+    resume_overrides: dict[str, Any] | None = None,
+) -> Path:
+    """``training.train`` with the re-parameterisation defaults and trainer."""
+    return train(
+        config, run_dir, resume, progress, resume_overrides, defaults=REPARAM_DEFAULTS, trainer_class=ReparamTrainer
+    )
