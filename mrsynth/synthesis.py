@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +177,8 @@ def synthesize(
         padded_mask = mask_array
 
     network = model.network
-    if values:  # a 2D Param-Net: slice by slice, and its 4D weights have no 3D channels-last layout
+    if values:  # a 2D Param-Net, run slice by slice with its parameter values bound
         network = BoundParamNet(model.network, condition_vector(info.parameters, values))
-        options = replace(options, channels_last=False)
     network = network.to(torch_device).eval()
     passes = 2 if flip_average else 1
 
