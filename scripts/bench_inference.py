@@ -24,6 +24,7 @@ child process (peak RSS on CPU, peak allocated CUDA memory on GPU).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import subprocess
@@ -77,12 +78,19 @@ def central_crop(x: np.ndarray, mask: np.ndarray, crop: tuple[int, int, int] | N
 
 
 def runners(x: np.ndarray, mask: np.ndarray, network: torch.nn.Module, patch, stride, batch, device) -> dict:
-    """One callable per method; each returns the HR output as a numpy array [C, SI, AP, LR]."""
+    """One callable per method; each returns the HR output as a numpy array [C, SI, AP, LR].
+
+    Every method gets its own copy of the network as loaded: the engine converts the network it is
+    given to the channels-last layout in place, and the peers must not run on weights it converted
+    (oneDNN then takes the channels-last path for them too).
+    """
     reports: list = []
+    copies = {name: copy.deepcopy(network) for name in METHODS}
 
     def ours(channels_last: bool = True, compile: bool = False) -> np.ndarray:
         options = InferenceOptions(mode="sliding", batch_size=batch, channels_last=channels_last, compile=compile)
-        hr, _, report = sliding_window(x, network, patch, stride, options=options, device=device)
+        name = "mrsynth-compiled" if compile else ("mrsynth" if channels_last else "mrsynth-contiguous")
+        hr, _, report = sliding_window(x, copies[name], patch, stride, options=options, device=device)
         if channels_last and not compile:
             reports.append(report)
         elif compile and not report.compiled:
@@ -99,7 +107,7 @@ def runners(x: np.ndarray, mask: np.ndarray, network: torch.nn.Module, patch, st
                 torch.from_numpy(x)[None].to(device),
                 patch,
                 batch,
-                network,
+                copies["monai"],
                 overlap=overlap,
                 mode="gaussian",
                 roi_weight_map=weights,
@@ -116,11 +124,11 @@ def runners(x: np.ndarray, mask: np.ndarray, network: torch.nn.Module, patch, st
         loader = torch.utils.data.DataLoader(sampler, batch_size=batch)
         with torch.inference_mode():
             for item in loader:
-                aggregator.add_batch(network(item["image"][tio.DATA].to(device)), item[tio.LOCATION])
+                aggregator.add_batch(copies["torchio"](item["image"][tio.DATA].to(device)), item[tio.LOCATION])
         return aggregator.get_output_tensor().cpu().numpy()
 
     def fast() -> np.ndarray:
-        return full_context(x, network, device=device).hr
+        return full_context(x, copies["full-context"], device=device).hr
 
     return {
         "mrsynth": ours,
