@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import MRSynthError
 from .feature_encoder import ConvAutoencoder
+from .slice_unet import SliceUNet
 from .unet import UNet
 
 Triple = tuple[int, int, int]
@@ -133,6 +134,7 @@ class MRSR(nn.Module):
 
 
 ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR}
+ARCHITECTURES["SliceUNet"] = SliceUNet
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 
 

@@ -21,9 +21,10 @@ def add_train_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres"],
+        choices=["high-to-low", "superres", "mri2mri"],
         help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
-        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own",
+        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS) or MRI2MRI contrast mapping (paper 002; "
+        "settings: mrsynth.mri2mri.MRI2MRI_DEFAULTS); a resumed run keeps its own",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -68,6 +69,10 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     task = _saved_task(args.resume) if args.resume else (args.task or _config_task(args.config))
     task_options: dict[str, Any] = {"defaults": SR_DEFAULTS, "trainer_class": SRTrainer} if task == "superres" else {}
+    if task == "mri2mri":
+        from .mri2mri import MRI2MRI_DEFAULTS, Mri2MriTrainer
+
+        task_options = {"defaults": MRI2MRI_DEFAULTS, "trainer_class": Mri2MriTrainer}
     config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
     bar = tqdm(unit="it", dynamic_ncols=True)
 
@@ -96,7 +101,8 @@ def _config_task(path: str | None) -> str:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    return "superres" if isinstance(loaded, dict) and loaded.get("task") == "superres" else "high-to-low"
+    known = ("superres", "mri2mri")
+    return str(loaded["task"]) if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
 
 
 def _saved_task(run_dir: str) -> str:
