@@ -80,6 +80,16 @@ class ConvAutoencoder(nn.Module):
         """Channels of each encoder stage's feature map."""
         return [stage[0].out_channels for stage in self.encoder]
 
+    def receptive_field(self) -> tuple[int, int, int]:
+        """Extent (SI AP LR, voxels) that reaches one output voxel: one axial slice; in-plane, bounded by
+        the encoder's 2**(depth+1) - 1 plus as much again for the decoder and the 3x3 head.
+
+        Strided layers make the output depend slightly on where a tile starts (by whole
+        ``2**depth`` steps), so full-context tiles match the whole slice closely, not to the last bit.
+        """
+        extent = 2 * (2 ** (self.depth + 1) - 1) + 3
+        return (1, extent, extent)
+
     def to_internal(self, x: torch.Tensor) -> torch.Tensor:
         """p99 units -> tanh range: ``[0, intensity_range]`` onto ``[-1, 1]`` (not clipped)."""
         return x * (2.0 / self.intensity_range) - 1.0

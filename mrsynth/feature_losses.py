@@ -85,7 +85,8 @@ class FeatureNetwork(nn.Module):
     def _slices(self, x: torch.Tensor) -> torch.Tensor:
         """Any [B, C, *spatial] image as grey 2D slices [N, 1, H, W]."""
         if x.dim() == 5:
-            x = torch.movedim(x, self.slice_axis, 2).reshape(-1, 1, *x.shape[-2:])
+            x = torch.movedim(x, self.slice_axis, 2)
+            x = x.reshape(-1, 1, *x.shape[-2:])
         elif x.dim() == 4:
             x = x.reshape(-1, 1, *x.shape[-2:])
         else:

@@ -171,7 +171,8 @@ class _Runner:
     def __init__(self, network: nn.Module, device: torch.device, options: InferenceOptions, report: InferenceReport):
         self.network, self.device, self.report = network, device, report
         self.dtype = PRECISIONS[options.precision]
-        self.channels_last = options.channels_last
+        # the 3D layout applies to 3D convolutions; a 2D network run slice by slice keeps its own
+        self.channels_last = options.channels_last and not any(p.dim() == 4 for p in network.parameters())
         if self.channels_last:
             network.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":

@@ -9,8 +9,6 @@ cropped back, so any volume fits. The receptive field reported to the engine is 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,12 +49,6 @@ class SliceUNet(nn.Module):
             self.up.append(_double_conv(2 * w, w, batch_norm))
             channels = w
         self.head = nn.Conv2d(channels, out_channels, 1)
-
-    def to(self, *args: Any, **kwargs: Any) -> SliceUNet:
-        """As ``nn.Module.to``; the engine's 3D channels-last layout becomes its 2D form for these 2D weights."""
-        if kwargs.get("memory_format") == torch.channels_last_3d:
-            kwargs["memory_format"] = torch.channels_last
-        return super().to(*args, **kwargs)
 
     @property
     def size_multiple(self) -> int:

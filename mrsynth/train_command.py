@@ -21,10 +21,11 @@ def add_train_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres", "mri2mri"],
+        choices=["high-to-low", "superres", "encoder", "mri2mri"],
         help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
-        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS) or MRI2MRI contrast mapping (paper 002; "
-        "settings: mrsynth.mri2mri.MRI2MRI_DEFAULTS); a resumed run keeps its own",
+        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own; "
+        "encoder: the MR feature autoencoder of paper 001 (settings: mrsynth.encoder_training.ENCODER_DEFAULTS); "
+        "mri2mri: MRI2MRI contrast mapping of paper 002 (settings: mrsynth.mri2mri.MRI2MRI_DEFAULTS)",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -69,6 +70,10 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     task = _saved_task(args.resume) if args.resume else (args.task or _config_task(args.config))
     task_options: dict[str, Any] = {"defaults": SR_DEFAULTS, "trainer_class": SRTrainer} if task == "superres" else {}
+    if task == "encoder":
+        from .encoder_training import ENCODER_DEFAULTS, EncoderTrainer
+
+        task_options = {"defaults": ENCODER_DEFAULTS, "trainer_class": EncoderTrainer}
     if task == "mri2mri":
         from .mri2mri import MRI2MRI_DEFAULTS, Mri2MriTrainer
 
@@ -101,8 +106,8 @@ def _config_task(path: str | None) -> str:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    known = ("superres", "mri2mri")
-    return str(loaded["task"]) if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
+    known = ("superres", "encoder", "mri2mri")
+    return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
 
 
 def _saved_task(run_dir: str) -> str:
