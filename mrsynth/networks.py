@@ -18,6 +18,7 @@ from .drunet import DRUNetSlices
 from .errors import MRSynthError
 from .feature_encoder import ConvAutoencoder
 from .paramnet import ParamNet
+from .slice_unet import SliceUNet
 from .unet import UNet
 
 Triple = tuple[int, int, int]
@@ -135,6 +136,7 @@ class MRSR(nn.Module):
 
 
 ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet}
+ARCHITECTURES["SliceUNet"] = SliceUNet
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 ARCHITECTURES["DRUNetSlices"] = DRUNetSlices
 

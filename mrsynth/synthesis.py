@@ -27,6 +27,8 @@ from .grids import thick_grid
 from .highlow import LrKernels, mirrored_configurations, shift_kernel
 from .inference import MODES, PRECISIONS, PRESETS, InferenceOptions, InferenceReport, Progress, infer, resolve_device
 from .masks import body_mask, normalise_p99
+from .normalisation import METHOD as AFFINE_METHOD
+from .normalisation import invariant_mask, normalise_affine
 from .paramnet import BoundParamNet
 from .tiling import DEFAULT_MEMORY_GB, check_stride
 from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
@@ -158,13 +160,17 @@ def synthesize(
     _warn_voxel_size(reference, info)
 
     arrays = [to_paper(image) for image in images]
+    affine = info.normalisation.get("method") == AFFINE_METHOD
     if mask is None:
-        mask_array = body_mask(arrays[-1])
+        mask_array = invariant_mask(arrays[-1]) if affine else body_mask(arrays[-1])
     else:
         check_same_grid({names[0]: reference, "mask": mask})
         mask_array = to_paper(mask) > 0
     if info.normalisation.get("method") == "none":  # absolute units (CT in HU): the network takes them as they are
         normalised, scales = tuple(arrays), (1.0,) * len(arrays)
+    elif affine:  # MRI2MRI models: offset and scale removed, so raw, rescaled and z-scored inputs agree
+        normalised, fits = zip(*(normalise_affine(array, mask_array) for array in arrays), strict=True)
+        scales = tuple(scale for _, scale in fits)
     else:
         normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
     x = np.stack(normalised).astype(np.float32)

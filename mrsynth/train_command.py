@@ -21,13 +21,14 @@ def add_train_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres", "encoder", "ct2mr", "reparam"],
+        choices=["high-to-low", "superres", "encoder", "ct2mr", "reparam", "mri2mri"],
         help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
         "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own; "
         "encoder: the MR feature autoencoder of paper 001 (settings: mrsynth.encoder_training.ENCODER_DEFAULTS); "
         "ct2mr: DRUNet CT -> MR of paper 004 (settings: mrsynth.ct_training.CT_DEFAULTS); "
         "reparam: re-parameterisation on TR/TE (paper 001, Param-Net; settings: "
-        "mrsynth.reparam_training.REPARAM_DEFAULTS)",
+        "mrsynth.reparam_training.REPARAM_DEFAULTS); "
+        "mri2mri: MRI2MRI contrast mapping of paper 002 (settings: mrsynth.mri2mri.MRI2MRI_DEFAULTS)",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -83,6 +84,10 @@ def run_train(args: argparse.Namespace) -> int:
         task_options = {"defaults": CT_DEFAULTS, "trainer_class": CTTrainer}
     if task == "reparam":
         task_options = {"defaults": REPARAM_DEFAULTS, "trainer_class": ReparamTrainer}
+    if task == "mri2mri":
+        from .mri2mri import MRI2MRI_DEFAULTS, Mri2MriTrainer
+
+        task_options = {"defaults": MRI2MRI_DEFAULTS, "trainer_class": Mri2MriTrainer}
     config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
     bar = tqdm(unit="it", dynamic_ncols=True)
 
@@ -111,7 +116,7 @@ def _config_task(path: str | None) -> str:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    known = ("superres", "encoder", "ct2mr", "reparam")
+    known = ("superres", "encoder", "ct2mr", "reparam", "mri2mri")
     return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
 
 

@@ -1,0 +1,206 @@
+"""MRI2MRI training (paper 002): a U-Net maps one or more MRI contrasts to another, slice by slice.
+
+As in the paper, a 2D U-Net (``slice_unet.SliceUNet``) is trained on axial slices with a perceptual
+loss: the squared difference of a fixed feature network's first-layer activations (here our own MR
+feature encoder, ``feature_losses``; the paper used VGG16), plus an optional pixel L1; Adam at
+2e-4. Any list of inputs is allowed: one-to-one (T1 -> T2) or many-to-one (T1 + T2 -> FLAIR).
+
+A case is a dict naming a file per contrast (``{"name": "s01", "T1w": "t1.nii.gz", "T2w": ...}``),
+all on one grid, co-registered. Every volume is normalised with ``normalisation.normalise_affine``
+in the body mask of the last input, so the model does not depend on the scanner's intensity
+scale. Training crops (``patch`` = [1, AP, LR]) are centred on random body voxels of random slices
+that hold enough body. The run folder, checkpoints, resume and logs are the foundation's
+(``training.Trainer``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import ModelInfo
+from .errors import MRSynthError
+from .normalisation import DESCRIPTION, METHOD, invariant_mask, normalise_affine
+from .training import Trainer, train
+from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
+
+MRI2MRI_DEFAULTS: dict[str, Any] = {
+    "task": "mri2mri",
+    "name": "my-mri2mri-model",
+    "version": "1",
+    # cases: {"name": ..., CONTRAST: path, ...}; every case names each input and the target
+    "data": {"train": [], "val": [], "inputs": ["T1w"], "target": "T2w"},
+    "model": {"architecture": "SliceUNet", "width": 16, "levels": 4, "batch_norm": True},
+    # feature_network: a registered or saved feature encoder (or VGG16/19 state dict); null: pixel L1 only
+    "loss": {"feature_network": "mr-feature-encoder", "layers": [0], "l1_weight": 1.0},
+    "patch": [1, 128, 128],
+    "min_body_fraction": 0.3,  # slices whose body area is below this fraction of the largest are not drawn
+    "batch_size": 8,
+    "learning_rate": 2.0e-4,
+    "lr_schedule": "constant",
+    "weight_decay": 0.0,
+    "iterations": 1000,
+    "epoch_patches": 400,
+    "val_patches": 64,
+    "checkpoint_every": 50,
+    "flip": True,
+    "early_stopping": None,  # as in training.DEFAULTS
+    "seed": 0,
+    "init_weights": None,
+    "device": "auto",
+    "threads": 0,
+}
+
+
+class ContrastCase:
+    """One subject's co-registered contrasts, normalised, in paper order, with its slice candidates."""
+
+    def __init__(self, entry: dict[str, str], inputs: list[str], target: str, min_body_fraction: float):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise MRSynthError(f"a case is a mapping with a name and a file per contrast, not {entry!r}")
+        missing = [c for c in [*inputs, target] if c not in entry]
+        if missing:
+            raise MRSynthError(f"case {entry['name']} names no file for {', '.join(missing)}: add them to the config")
+        self.name = str(entry["name"])
+        images = {c: read_volume(entry[c], f"{self.name}/{c}") for c in dict.fromkeys([*inputs, target])}
+        check_same_grid(images)
+        self.spacing = paper_spacing(images[inputs[0]])
+        arrays = {c: to_paper(image) for c, image in images.items()}
+        self.mask = invariant_mask(arrays[inputs[-1]])
+        self.inputs = np.stack([normalise_affine(arrays[c], self.mask)[0] for c in inputs])
+        self.target = normalise_affine(arrays[target], self.mask)[0][None]
+        area = self.mask.sum(axis=(1, 2))
+        self.slices = np.flatnonzero(area >= min_body_fraction * area.max())
+
+
+class SliceSampler:
+    """Random axial crops centred on body voxels; its state (RNG) is saved for resuming."""
+
+    def __init__(self, cases: list[ContrastCase], patch: tuple[int, ...], rng: np.random.Generator):
+        if len(patch) != 3 or patch[0] != 1:
+            raise MRSynthError(f"MRI2MRI patches are single axial slices [1, AP, LR], not {list(patch)}")
+        self.cases, self.size, self.rng = cases, patch[1:], rng
+
+    def _crop(self, case: ContrastCase) -> tuple[np.ndarray, np.ndarray]:
+        index = int(self.rng.choice(case.slices))
+        rows, cols = np.nonzero(case.mask[index])
+        pick = int(self.rng.integers(len(rows)))
+        starts = []
+        for centre, size, length in zip((rows[pick], cols[pick]), self.size, case.mask.shape[1:], strict=True):
+            if size > length:
+                raise MRSynthError(f"patch {list(self.size)} exceeds case {case.name}'s slices: use a smaller patch")
+            starts.append(int(np.clip(centre - size // 2, 0, length - size)))
+        window = (slice(index, index + 1), *(slice(s, s + n) for s, n in zip(starts, self.size, strict=True)))
+        return case.inputs[(slice(None), *window)], case.target[(slice(None), *window)]
+
+    def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray, None]:
+        """``batch`` crops ``[B, C, 1, AP, LR]`` and targets ``[B, 1, 1, AP, LR]``, cases drawn at random."""
+        pairs = [self._crop(self.cases[int(self.rng.integers(len(self.cases)))]) for _ in range(batch)]
+        return np.stack([x for x, _ in pairs]), np.stack([y for _, y in pairs]), None
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class Mri2MriTrainer(Trainer):
+    """The foundation's loop (logs, checkpoints, resume) with MRI2MRI data, network and perceptual loss."""
+
+    def __init__(self, config: dict[str, Any], run_dir: str | Path):
+        self._open_run(config, run_dir)
+        data = config["data"]
+        inputs, target = [str(c) for c in data["inputs"]], str(data["target"])
+        if not inputs:
+            raise MRSynthError("data.inputs is empty: name the input contrasts (e.g. [T1w])")
+        if not data["train"]:
+            raise MRSynthError("no training cases: set data.train to cases with a file per contrast")
+        self.patch = tuple(int(p) for p in config["patch"])
+        fraction = float(config["min_body_fraction"])
+        self.train_cases = [ContrastCase(e, inputs, target, fraction) for e in data["train"]]
+        self.val_cases = [ContrastCase(e, inputs, target, fraction) for e in data["val"]]
+        self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
+        model = config["model"]
+        self.arguments = {
+            "in_channels": len(inputs),
+            "out_channels": 1,
+            "width": int(model["width"]),
+            "levels": int(model["levels"]),
+            "batch_norm": bool(model["batch_norm"]),
+        }
+        seed = self._start_optimisation(model["architecture"])
+        self.sampler = SliceSampler(self.train_cases, self.patch, np.random.default_rng(seed))
+        self.val_batches = self._validation_batches(seed + 1)
+        self.features = self._feature_network(config["loss"])
+
+    def _feature_network(self, loss: dict[str, Any]) -> torch.nn.Module | None:
+        if not loss["feature_network"]:
+            return None
+        from .feature_losses import load_feature_network
+
+        return load_feature_network(str(loss["feature_network"]), self.device)
+
+    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, None]]:
+        if not self.val_cases:
+            return []
+        sampler = SliceSampler(self.val_cases, self.patch, np.random.default_rng(seed))
+        size = int(self.config["batch_size"])
+        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+
+    def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
+        """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one)."""
+        xt = torch.from_numpy(x).to(self.device)[:, :, 0]
+        yt = torch.from_numpy(y).to(self.device)[:, :, 0]
+        if flip:  # a left-right mirrored head is as plausible as the original
+            xt, yt = xt.flip(-1), yt.flip(-1)
+        out = self.network(xt)
+        if self.features is None:
+            return F.l1_loss(out, yt)
+        from .feature_losses import perceptual_loss
+
+        settings = self.config["loss"]
+        layers = [int(layer) for layer in settings["layers"]]
+        return perceptual_loss(self.features, out, yt, layers=layers, l1_weight=float(settings["l1_weight"]))
+
+    def model_info(self) -> ModelInfo:
+        data = self.config["data"]
+        return ModelInfo(
+            name=str(self.config["name"]),
+            version=str(self.config["version"]),
+            architecture=self.config["model"]["architecture"],
+            arguments=self.arguments,
+            inputs=[str(c) for c in data["inputs"]],
+            output=str(data["target"]),
+            voxel_size=self.voxel_size,
+            patch=list(self.patch),
+            stride=list(self.patch),
+            approach="slice-2d",
+            slice_factor=1,
+            normalisation={"method": METHOD, "description": DESCRIPTION},
+            training={
+                "config": json.loads(json.dumps(self.config)),
+                "train_cases": [c.name for c in self.train_cases],
+                "val_cases": [c.name for c in self.val_cases],
+                "iterations": self.iteration,
+                "best_val_loss": self.best_val,
+            },
+        )
+
+
+def train_mri2mri(
+    config: dict[str, Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: Any = None,
+    resume_overrides: dict[str, Any] | None = None,
+) -> Path:
+    """``training.train`` with the MRI2MRI defaults and trainer."""
+    return train(
+        config, run_dir, resume, progress, resume_overrides, defaults=MRI2MRI_DEFAULTS, trainer_class=Mri2MriTrainer
+    )
