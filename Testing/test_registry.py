@@ -257,3 +257,22 @@ def test_info_and_its_show_alias(env, capsys):
     assert cli.main(["models", "info", str(BUNDLED)]) == 0  # a checkpoint file is described by its own info
     out = capsys.readouterr().out
     assert "file of registered model gre-to-tse-sim (verified)" in out and "inputs, in order: GE_aOP, GE_aIP" in out
+
+
+def test_bundling_installs_a_checkpoint_and_adds_or_replaces_its_entry(tmp_path, monkeypatch):
+    from mrsynth.models import bundling, resolve, sha256_of
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "registry.json").write_text(json.dumps({"schema_version": 2, "models": []}), encoding="utf-8")
+    monkeypatch.setattr(bundling, "MODELS", folder)
+    source = Path(resolve("gre-to-tse-sim"))
+    target = bundling.install(source)
+    assert target == folder / "gre-to-tse-sim.pt" and sha256_of(target) == sha256_of(source)
+    (folder / "gre-to-tse-sim.md").write_text("card", encoding="utf-8")
+    first = bundling.register(target, "contrast-synthesis")
+    bundling.register(target, "contrast-synthesis", mode="paper", licence="MIT")
+    models = json.loads((folder / "registry.json").read_text(encoding="utf-8"))["models"]
+    assert len(models) == 1 and models[0]["mode"] == "paper" and models[0]["licence"] == "MIT"
+    assert first["sha256"] == sha256_of(source) and first["size"] == source.stat().st_size
+    assert first["inputs"] == ["GE_aOP", "GE_aIP"] and first["card"] == "gre-to-tse-sim.md"

@@ -13,7 +13,6 @@ BCE-with-logits, the "Sigmoid + BCE in one class" of 004); ``contextual``: MSE p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import ModelInfo
-from .data import find_volume
+from .data import RandomSampler, find_volume
 from .errors import MRSynthError
 from .masks import normalise_p99
 from .training import Trainer, _case_dirs, train
@@ -81,7 +80,7 @@ class CTCase:
         self.spacing = paper_spacing(images["input"])
 
 
-class SliceSampler:
+class SliceSampler(RandomSampler):
     """Random axial slices (with ``context`` neighbours) cropped in-plane to ``crop``, from every case."""
 
     def __init__(self, cases: list[CTCase], config: dict[str, Any], rng: np.random.Generator):
@@ -121,12 +120,6 @@ class SliceSampler:
             xs.append(self._crop(case.ct[rows], corner, -1000.0))
             ys.append(self._crop(case.target[s : s + 1], corner, 0.0))
         return np.stack(xs)[:, None], np.stack(ys)[:, None], None
-
-    def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
-
-    def restore(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
 
 
 class CTTrainer(Trainer):
@@ -207,13 +200,7 @@ class CTTrainer(Trainer):
                 "description": "the CT input in Hounsfield units, windowed inside the network; the output in units "
                 "of the target contrast's 99th percentile inside the head (1.0 = that percentile)",
             },
-            training={
-                "config": json.loads(json.dumps(self.config)),
-                "train_cases": [c.name for c in self.train_cases],
-                "val_cases": [c.name for c in self.val_cases],
-                "iterations": self.iteration,
-                "best_val_loss": self.best_val,
-            },
+            training=self.training_record(),
         )
 
 

@@ -73,6 +73,19 @@ class Case:
         )
 
 
+class RandomSampler:
+    """A sampler whose only state is its random generator ``rng``; a resumed run restores it, so
+    the data go on where the interrupted run stopped instead of repeating its first batches."""
+
+    rng: np.random.Generator
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
 @dataclass
 class PatchSampler:
     """Draws High-to-low training patches: one per case in turn, random Fig. 3 offset and kernel each."""

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .checkpoint import ModelInfo
+from .data import RandomSampler
 from .errors import MRSynthError
 from .masks import body_mask, normalise_p99
 from .training import Trainer, train
@@ -116,7 +117,7 @@ def slice_bank(split: dict[str, list[str]], data: dict[str, Any], seed: int) -> 
     return slices, sources
 
 
-class SliceSampler:
+class SliceSampler(RandomSampler):
     """Random patches of random slices, with flips and 90-degree rotations; resumable."""
 
     def __init__(self, slices: list[np.ndarray], patch: tuple[int, int], rng: np.random.Generator):
@@ -143,12 +144,6 @@ class SliceSampler:
             patches.append(self.crop(image))
         x = np.stack(patches)[:, None]
         return x, x, None
-
-    def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
-
-    def restore(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
 
 
 class EncoderTrainer(Trainer):

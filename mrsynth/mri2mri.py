@@ -15,7 +15,6 @@ that hold enough body. The run folder, checkpoints, resume and logs are the foun
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import ModelInfo
+from .data import RandomSampler
 from .errors import MRSynthError
 from .normalisation import DESCRIPTION, METHOD, invariant_mask, normalise_affine
 from .training import Trainer, train
@@ -78,7 +78,7 @@ class ContrastCase:
         self.slices = np.flatnonzero(area >= min_body_fraction * area.max())
 
 
-class SliceSampler:
+class SliceSampler(RandomSampler):
     """Random axial crops centred on body voxels; its state (RNG) is saved for resuming."""
 
     def __init__(self, cases: list[ContrastCase], patch: tuple[int, ...], rng: np.random.Generator):
@@ -102,12 +102,6 @@ class SliceSampler:
         """``batch`` crops ``[B, C, 1, AP, LR]`` and targets ``[B, 1, 1, AP, LR]``, cases drawn at random."""
         pairs = [self._crop(self.cases[int(self.rng.integers(len(self.cases)))]) for _ in range(batch)]
         return np.stack([x for x, _ in pairs]), np.stack([y for _, y in pairs]), None
-
-    def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
-
-    def restore(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
 
 
 class Mri2MriTrainer(Trainer):
@@ -183,13 +177,7 @@ class Mri2MriTrainer(Trainer):
             approach="slice-2d",
             slice_factor=1,
             normalisation={"method": METHOD, "description": DESCRIPTION},
-            training={
-                "config": json.loads(json.dumps(self.config)),
-                "train_cases": [c.name for c in self.train_cases],
-                "val_cases": [c.name for c in self.val_cases],
-                "iterations": self.iteration,
-                "best_val_loss": self.best_val,
-            },
+            training=self.training_record(),
         )
 
 

@@ -9,7 +9,6 @@ is conditioned on both. The loss is MSE, as in section 3.4.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 
 from .acquisition import condition_vector
 from .checkpoint import ModelInfo
+from .data import RandomSampler
 from .errors import MRSynthError
 from .reparam_data import (
     DEFAULT_INPUT,
@@ -58,7 +58,7 @@ REPARAM_DEFAULTS: dict[str, Any] = {
 }
 
 
-class ReparamSampler:
+class ReparamSampler(RandomSampler):
     """Random (subject, settings, crops) batches: inputs [B, 1, S, S], targets [B, 1, S, S], conditions [B, P]."""
 
     def __init__(self, anatomies: list[Anatomy], config: dict[str, Any], rng: np.random.Generator):
@@ -86,12 +86,6 @@ class ReparamSampler:
                 ys.append(y[window][None])
                 cs.append(conditions)
         return np.stack(xs), np.stack(ys), np.asarray(cs, dtype=np.float32)
-
-    def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
-
-    def restore(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
 
 
 class ReparamTrainer(Trainer):
@@ -157,15 +151,7 @@ class ReparamTrainer(Trainer):
                 "image at the requested TR/TE in units of its own 99th percentile inside the body (1.0 = that "
                 "percentile), as the training target was normalised",
             },
-            training={
-                "config": json.loads(json.dumps(self.config)),
-                "variant": variant,
-                "train_cases": [c.name for c in self.train_cases],
-                "val_cases": [c.name for c in self.val_cases],
-                "snr": SNR,
-                "iterations": self.iteration,
-                "best_val_loss": self.best_val,
-            },
+            training=self.training_record() | {"variant": variant, "snr": SNR},
         )
 
 

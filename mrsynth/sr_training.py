@@ -14,7 +14,6 @@ contrasts); with true they are the channels of one multi-contrast sample.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -235,13 +234,7 @@ class SRTrainer(Trainer):
                 "description": "each input divided by its 99th percentile inside the body mask; outputs in the "
                 "same units (mrsynth superres multiplies them back into the input's units)",
             },
-            training={
-                "config": json.loads(json.dumps(self.config)),
-                "train_cases": [c.name for c in self.train_cases],
-                "val_cases": [c.name for c in self.val_cases],
-                "iterations": self.iteration,
-                "best_val_loss": self.best_val,
-            },
+            training=self.training_record(),
         )
 
 

@@ -264,6 +264,16 @@ class Trainer:
         self.network.train()
         return float(np.mean(losses))
 
+    def training_record(self) -> dict:
+        """What a checkpoint says of its training: the config, the cases, iterations, best validation loss."""
+        return {
+            "config": json.loads(json.dumps(self.config)),
+            "train_cases": [c.name for c in self.train_cases],
+            "val_cases": [c.name for c in self.val_cases],
+            "iterations": self.iteration,
+            "best_val_loss": self.best_val,
+        }
+
     def model_info(self) -> ModelInfo:
         data = self.config["data"]
         return ModelInfo(
@@ -278,15 +288,7 @@ class Trainer:
             stride=[int(s) for s in self.config["stride"]],
             approach=self.approach,
             lr_kernel=list(inference_kernel(self.pair_start)) if self.approach == "high-to-low" else None,
-            training={
-                "config": json.loads(json.dumps(self.config)),
-                "train_cases": [c.name for c in self.train_cases],
-                "val_cases": [c.name for c in self.val_cases],
-                "pair_start": self.pair_start,
-                "iterations": self.iteration,
-                "best_val_loss": self.best_val,
-                "stopped_early": self.stopped_early,
-            },
+            training=self.training_record() | {"pair_start": self.pair_start, "stopped_early": self.stopped_early},
         )
 
     def save(self, name: str) -> Path:

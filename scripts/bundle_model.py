@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,10 +19,7 @@ import SimpleITK as sitk
 from mrsynth.checkpoint import read_checkpoint
 from mrsynth.demo import demo
 from mrsynth.files import atomic_path
-from mrsynth.models import sha256_of
-from mrsynth.models.registry import parse_registry
-
-MODELS = Path(__file__).resolve().parents[1] / "mrsynth" / "models"
+from mrsynth.models.bundling import MODELS, install, register
 
 
 def metrics_table(metrics: dict) -> str:
@@ -50,8 +46,7 @@ def main() -> None:
 
     info = read_checkpoint(args.model)["info"]
     name = info["name"]
-    target = MODELS / f"{name}.pt"
-    shutil.copyfile(args.model, target)
+    target = install(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         summary = demo(Path(tmp), model=str(target), preset="fast", device="cpu")
         spacing = sitk.ReadImage(str(Path(tmp) / "sTSE_HR.nii.gz")).GetSpacing()
@@ -75,29 +70,7 @@ def main() -> None:
     card_file = MODELS / f"{name}.md"
     with atomic_path(card_file) as tmp_card:
         tmp_card.write_text(card, encoding="utf-8")
-    registry_path = MODELS / "registry.json"
-    registry = json.loads(registry_path.read_text(encoding="utf-8"))
-    entry = {
-        "name": name,
-        "version": str(info["version"]),
-        "task": args.task,
-        "inputs": info["inputs"],
-        "output": info["output"],
-        "voxel_size": info["voxel_size"],
-        "orientation": "any",  # axes are read from the direction cosines
-        "patch": info["patch"],
-        "stride": info["stride"],
-        "mode": "fast",
-        "file": target.name,
-        "sha256": sha256_of(target),
-        "size": target.stat().st_size,
-        "licence": args.licence,
-        "card": card_file.name,
-    }
-    registry["models"] = [m for m in registry["models"] if m["name"] != name] + [entry]
-    parse_registry(registry, MODELS, str(registry_path))  # never write a registry that mrsynth would refuse
-    with atomic_path(registry_path) as tmp_reg:
-        tmp_reg.write_text(json.dumps(registry, indent=2) + "\n", encoding="utf-8")
+    register(target, args.task, licence=args.licence)
     print(card)
 
 

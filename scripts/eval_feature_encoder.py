@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -26,11 +25,9 @@ from scipy import ndimage
 from mrsynth.checkpoint import load_checkpoint
 from mrsynth.encoder_training import ENCODER_DEFAULTS, reconstruction_errors, slice_bank
 from mrsynth.files import atomic_path
-from mrsynth.models import sha256_of
-from mrsynth.models.registry import parse_registry
+from mrsynth.models.bundling import MODELS, install, register
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "mrsynth" / "models"
 DATA = "../shared/data"
 TEST_SETS = {
     "real TCGA-FG-6692 (T1, T1c, T2, FLAIR)": {"volumes": [f"{DATA}/tcga_brats_space/TCGA-FG-6692_*.nii.gz"]},
@@ -92,8 +89,7 @@ def bundle(model_path: Path, report: dict, intro: Path) -> None:
     payload = torch.load(model_path, map_location="cpu", weights_only=True)
     info = payload["info"]
     name = info["name"]
-    target = MODELS / f"{name}.pt"
-    shutil.copyfile(model_path, target)
+    install(model_path)
     training = info["training"]
     card = (
         intro.read_text(encoding="utf-8").rstrip()
@@ -116,34 +112,7 @@ def bundle(model_path: Path, report: dict, intro: Path) -> None:
     )
     with atomic_path(MODELS / f"{name}.md") as tmp:
         tmp.write_text(card, encoding="utf-8")
-    registry_path = MODELS / "registry.json"
-    registry = json.loads(registry_path.read_text(encoding="utf-8"))
-    entry = {
-        "name": name,
-        "version": str(info["version"]),
-        "task": "feature-encoder",
-        "inputs": info["inputs"],
-        "output": info["output"],
-        "voxel_size": info["voxel_size"],
-        "orientation": "any",
-        "patch": info["patch"],
-        "stride": info["stride"],
-        "mode": "fast",
-        "file": target.name,
-        "sha256": sha256_of(target),
-        "size": target.stat().st_size,
-        "licence": "Apache-2.0",
-        "card": f"{name}.md",
-    }
-    models = registry["models"]
-    names = [m["name"] for m in models]
-    if name in names:
-        models[names.index(name)] = entry
-    else:
-        models.append(entry)
-    parse_registry(registry, MODELS, str(registry_path))  # never write a registry that mrsynth would refuse
-    with atomic_path(registry_path) as tmp:
-        tmp.write_text(json.dumps(registry, indent=2) + "\n", encoding="utf-8")
+    register(MODELS / f"{name}.pt", "feature-encoder")
     print(card)
 
 
