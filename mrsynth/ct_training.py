@@ -156,8 +156,7 @@ class CTTrainer(Trainer):
         if not self.val_cases:
             return []
         sampler = SliceSampler(self.val_cases, self.config, np.random.default_rng(seed))
-        size = int(self.config["batch_size"])
-        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+        return self._batches_from(sampler)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """004's loss on the centre slices' output; a left-right flip mirrors both CT and target."""

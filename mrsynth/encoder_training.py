@@ -175,8 +175,7 @@ class EncoderTrainer(Trainer):
         if not self.val_slices:
             return []
         sampler = SliceSampler(self.val_slices, self.patch, np.random.default_rng(seed))
-        size = int(self.config["batch_size"])
-        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+        return self._batches_from(sampler)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """MSE in tanh's range between the reconstruction and the clipped input (flips are in the sampler)."""

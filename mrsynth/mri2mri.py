@@ -144,8 +144,7 @@ class Mri2MriTrainer(Trainer):
         if not self.val_cases:
             return []
         sampler = SliceSampler(self.val_cases, self.patch, np.random.default_rng(seed))
-        size = int(self.config["batch_size"])
-        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+        return self._batches_from(sampler)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one)."""

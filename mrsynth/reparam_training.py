@@ -115,8 +115,7 @@ class ReparamTrainer(Trainer):
         if not self.val_cases:
             return []
         sampler = ReparamSampler(self.val_cases, self.config, np.random.default_rng(seed))
-        size = int(self.config["batch_size"])
-        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+        return self._batches_from(sampler)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """MSE between the output and the noise-free target; ``k`` holds the conditioning values."""

@@ -199,8 +199,7 @@ class SRTrainer(Trainer):
         if not self.val_cases:
             return []
         sampler = SRSampler(self.val_cases, self.config, np.random.default_rng(seed))
-        size = int(self.config["batch_size"])
-        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
+        return self._batches_from(sampler)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed)."""

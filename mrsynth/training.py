@@ -230,10 +230,12 @@ class Trainer:
     def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if not self.val_cases:
             return []
-        sampler = self._sampler(self.val_cases, np.random.default_rng(seed))
+        return self._batches_from(self._sampler(self.val_cases, np.random.default_rng(seed)))
+
+    def _batches_from(self, sampler: Any) -> list:
+        """The fixed validation set: ``val_patches`` patches drawn once from ``sampler``, in batches."""
         size = int(self.config["batch_size"])
-        count = max(1, int(self.config["val_patches"]) // size)
-        return [sampler.draw(size) for _ in range(count)]
+        return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
 
     @property
     def iterations_per_epoch(self) -> int:
