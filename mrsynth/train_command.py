@@ -1,8 +1,9 @@
-"""``mrsynth train``: start or resume a High-to-low training run with a progress bar."""
+"""``mrsynth train``: start or resume a training run of any task with a progress bar."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -10,25 +11,34 @@ import yaml
 
 from .errors import MRSynthError
 
+# Each task's module, its settings with their defaults, and its trainer; imported only when chosen.
+TASKS: dict[str, tuple[str, str, str, str]] = {
+    "high-to-low": ("training", "DEFAULTS", "Trainer", "contrast synthesis, paper 000 (the default)"),
+    "superres": ("sr_training", "SR_DEFAULTS", "SRTrainer", "super-resolution, paper 003 (MRSR)"),
+    "encoder": ("encoder_training", "ENCODER_DEFAULTS", "EncoderTrainer", "the MR feature autoencoder, paper 001"),
+    "ct2mr": ("ct_training", "CT_DEFAULTS", "CTTrainer", "DRUNet CT -> MR, paper 004"),
+    "reparam": ("reparam_training", "REPARAM_DEFAULTS", "ReparamTrainer", "re-parameterisation on TR/TE, paper 001"),
+    "mri2mri": ("mri2mri", "MRI2MRI_DEFAULTS", "Mri2MriTrainer", "MRI2MRI contrast mapping, paper 002"),
+}
+
 
 def add_train_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a model on paired case folders (High-to-low approach)",
-        description="Train a contrast-synthesis model with the High-to-low approach of paper 000. Settings come "
-        "from --config (YAML or JSON; every key of mrsynth.training.DEFAULTS) and --set overrides. A killed run "
-        "continues from its last checkpoint with --resume RUN_DIR.",
+        help="train a model (High-to-low by default; --task for the other systems)",
+        description="Train a model: by default contrast synthesis with the High-to-low approach of paper 000, or "
+        "another task (--task, or 'task:' in the config). Settings come from --config (YAML or JSON; the keys of "
+        "the task's defaults named below) and --set overrides. A killed run continues from its last checkpoint "
+        "with --resume RUN_DIR.",
     )
     parser.add_argument(
         "--task",
-        choices=["high-to-low", "superres", "encoder", "ct2mr", "reparam", "mri2mri"],
-        help="high-to-low contrast synthesis (default; settings: mrsynth.training.DEFAULTS) or super-resolution "
-        "(paper 003, MRSR; settings: mrsynth.sr_training.SR_DEFAULTS); a resumed run keeps its own; "
-        "encoder: the MR feature autoencoder of paper 001 (settings: mrsynth.encoder_training.ENCODER_DEFAULTS); "
-        "ct2mr: DRUNet CT -> MR of paper 004 (settings: mrsynth.ct_training.CT_DEFAULTS); "
-        "reparam: re-parameterisation on TR/TE (paper 001, Param-Net; settings: "
-        "mrsynth.reparam_training.REPARAM_DEFAULTS); "
-        "mri2mri: MRI2MRI contrast mapping of paper 002 (settings: mrsynth.mri2mri.MRI2MRI_DEFAULTS)",
+        choices=list(TASKS),
+        help="; ".join(
+            f"{name}: {what} (settings: mrsynth.{module}.{defaults})"
+            for name, (module, defaults, _, what) in TASKS.items()
+        )
+        + "; a resumed run keeps its own task",
     )
     parser.add_argument("--config", help="YAML/JSON file with the run's settings")
     parser.add_argument("--run-dir", help="new folder for the run (config, log.csv, tensorboard/, checkpoints/)")
@@ -63,8 +73,6 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .reparam_training import REPARAM_DEFAULTS, ReparamTrainer
-    from .sr_training import SR_DEFAULTS, SRTrainer
     from .training import load_config, train
 
     if args.resume and (args.config or args.run_dir or args.task):
@@ -72,23 +80,16 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume and not args.run_dir:
         raise MRSynthError("give --run-dir for a new run, or --resume RUN_DIR to continue one")
     overrides = parse_overrides(args.set)
-    task = _saved_task(args.resume) if args.resume else (args.task or _config_task(args.config))
-    task_options: dict[str, Any] = {"defaults": SR_DEFAULTS, "trainer_class": SRTrainer} if task == "superres" else {}
-    if task == "encoder":
-        from .encoder_training import ENCODER_DEFAULTS, EncoderTrainer
-
-        task_options = {"defaults": ENCODER_DEFAULTS, "trainer_class": EncoderTrainer}
-    if task == "ct2mr":
-        from .ct_training import CT_DEFAULTS, CTTrainer
-
-        task_options = {"defaults": CT_DEFAULTS, "trainer_class": CTTrainer}
-    if task == "reparam":
-        task_options = {"defaults": REPARAM_DEFAULTS, "trainer_class": ReparamTrainer}
-    if task == "mri2mri":
-        from .mri2mri import MRI2MRI_DEFAULTS, Mri2MriTrainer
-
-        task_options = {"defaults": MRI2MRI_DEFAULTS, "trainer_class": Mri2MriTrainer}
-    config = None if args.resume else load_config(args.config, overrides, task_options.get("defaults"))
+    # A missing run folder reads as High-to-low here; train() then says what is missing.
+    task = (
+        _config_task(str(Path(args.resume) / "config.yaml"))
+        if args.resume
+        else (args.task or _config_task(args.config))
+    )
+    module_name, defaults_name, trainer_name, _ = TASKS[task]
+    module = importlib.import_module(f".{module_name}", __package__)
+    defaults, trainer_class = getattr(module, defaults_name), getattr(module, trainer_name)
+    config = None if args.resume else load_config(args.config, overrides, defaults)
     bar = tqdm(unit="it", dynamic_ncols=True)
 
     def progress(done: int, total: int, row: dict[str, float]) -> None:
@@ -100,7 +101,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         model = train(
-            config, args.run_dir, resume=args.resume, progress=progress, resume_overrides=overrides, **task_options
+            config,
+            args.run_dir,
+            resume=args.resume,
+            progress=progress,
+            resume_overrides=overrides,
+            defaults=defaults,
+            trainer_class=trainer_class,
         )
     finally:
         bar.close()
@@ -109,16 +116,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _config_task(path: str | None) -> str:
-    """The task a config file names (``task: superres`` or ``reparam``), else High-to-low."""
+    """The task a config file names (``task: superres``, ``reparam`` ...), else High-to-low."""
     if not path:
         return "high-to-low"
     try:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    known = ("superres", "encoder", "ct2mr", "reparam", "mri2mri")
-    return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in known else "high-to-low"
-
-
-def _saved_task(run_dir: str) -> str:
-    return _config_task(str(Path(run_dir) / "config.yaml")) if (Path(run_dir) / "config.yaml").is_file() else ""
+    return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in TASKS else "high-to-low"
