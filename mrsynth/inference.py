@@ -89,7 +89,8 @@ class InferenceOptions:
     ``skip_background`` skips windows (and tiles) with no voxel of the body mask: their voxels get
     0, the background of normalised images. ``precision`` bfloat16/float16 applies to CUDA.
     ``channels_last`` runs 3D convolutions in the channels-last layout, which oneDNN (CPU) and cuDNN
-    (GPU) run faster (measured on CPU with the bundled model: about 1.3x; results equal to 1e-6).
+    (GPU) run faster (on a CPU with the bundled model, 1.64x over the default layout in
+    docs/benchmarks.md; results equal to 1e-6).
     ``buffers_on_device`` keeps the fusion buffers on the GPU (faster, more GPU memory) instead of
     the CPU. ``compile`` runs the sliding mode's windows through ``torch.compile`` with frozen weights
     (``mrsynth.compiling``): seconds of compilation once per process, then faster windows; where it
