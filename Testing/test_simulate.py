@@ -14,11 +14,13 @@ import SimpleITK as sitk
 
 from mrsynth.errors import MRSynthError
 from mrsynth.simulate import (
+    CONTRAST_PROTOCOLS,
     add_simulate_parser,
     bundled_phantom,
     fat_phase,
     load_spec,
     simulate,
+    target_volumes,
     tissue_map,
     tissue_names,
 )
@@ -380,6 +382,13 @@ def test_cli_writes_every_output_with_its_geometry(tmp_path: Path, capsys: pytes
     params = json.loads((out_dir / "simulation.json").read_text())
     assert params["seed"] == 4 and params["snr"]["tse_t2"] == 15 and params["source"] == str(source.resolve())
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / "bone_mask.nii.gz"))), labels == 7)
+    for contrast in CONTRAST_PROTOCOLS:  # every synthesizable contrast names a thick target and a truth written here
+        thick, truth = target_volumes(contrast)
+        assert sitk.ReadImage(str(out_dir / f"{thick}.nii.gz")).GetSize()[1] == 4
+        assert sitk.ReadImage(str(out_dir / f"{truth}.nii.gz")).GetSize()[1] == 16
+    assert target_volumes("TSE_T2w") == ("TSE_T2_thick", "TSE_T2_HR")
+    with pytest.raises(MRSynthError, match="simulates TSE_T1w, TSE_T2w"):
+        target_volumes("FLAIR")
 
 
 def test_cli_help_and_missing_parent_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -406,4 +415,3 @@ def test_a_real_synthseg_head_gives_the_expected_contrasts(shared_data: Path, tm
     for name in ("TSE_HR", "GE_aIP"):
         assert mean[name]["wm"] > mean[name]["gm"] > mean[name]["csf"], (name, mean[name])
     assert mean["TSE_T2_HR"]["csf"] > mean["TSE_T2_HR"]["gm"] > mean["TSE_T2_HR"]["wm"], mean["TSE_T2_HR"]
-

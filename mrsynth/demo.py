@@ -26,8 +26,8 @@ def add_demo_parser(subparsers: Any) -> None:
         "demo",
         help="simulate the bundled phantom, synthesize, evaluate, write volumes, metrics and a figure",
         description="Run the main job on bundled data: simulate GE/TSE from the bundled BrainWeb phantom, "
-        "synthesize a high-resolution T1w TSE with the default model, evaluate it against the true "
-        "high-resolution TSE, and write volumes, metrics.json and figure.png.",
+        "synthesize a high-resolution T1w TSE with the default model (or the T2w TSE of a --model trained for "
+        "it), evaluate it against the true high-resolution TSE, and write volumes, metrics.json and figure.png.",
     )
     parser.add_argument("--out-dir", default="mrsynth_demo", help="output folder (default: %(default)s)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name or checkpoint (default: %(default)s)")
@@ -58,7 +58,7 @@ def demo(out: Path, model: str = DEFAULT_MODEL, preset: str = "fast", device: st
     from .evaluation import evaluate, save_evaluation_figure, write_outputs
     from .inference import InferenceOptions
     from .models import load_model
-    from .simulate import bundled_phantom, simulate
+    from .simulate import bundled_phantom, simulate, target_volumes
     from .synthesis import synthesize
     from .volume_io import from_paper, to_paper, write_volume
 
@@ -67,6 +67,7 @@ def demo(out: Path, model: str = DEFAULT_MODEL, preset: str = "fast", device: st
     print(f"simulating the bundled BrainWeb phantom into {subject} ...")
     sim = simulate(bundled_phantom(), "brainweb", subject, seed=seed)
     loaded = load_model(model)
+    thick_name, truth_name = target_volumes(loaded.info.output)
     inputs = [sim[name] for name in loaded.info.inputs]
     with tqdm(desc=f"synthesizing ({preset})", unit="step") as bar:
 
@@ -82,11 +83,11 @@ def demo(out: Path, model: str = DEFAULT_MODEL, preset: str = "fast", device: st
         write_volume(result.lr, out / "sTSE_LR.nii.gz")
         files.append("sTSE_LR.nii.gz")
 
-    truth, head, bone = sim["TSE_HR"], sim["head_mask"], sim["bone_mask"]
+    truth, head, bone = sim[truth_name], sim["head_mask"], sim["bone_mask"]
     linear = from_paper(best_linear_map([to_paper(x) for x in inputs], to_paper(truth), to_paper(head) > 0), truth)
     candidates = {
         "synthesized": result.hr,
-        "thick TSE, cubic B-spline": bspline_upsample(sim["TSE_thick"], truth),
+        "thick TSE, cubic B-spline": bspline_upsample(sim[thick_name], truth),
         "best linear map of GE": linear,
     }
     evaluations = {name: evaluate(image, truth, head, bone) for name, image in candidates.items()}
@@ -98,7 +99,7 @@ def demo(out: Path, model: str = DEFAULT_MODEL, preset: str = "fast", device: st
     summary = {
         "model": model,
         "preset": preset,
-        "reference": "simulated noise-free high-resolution T1w TSE (subject/TSE_HR.nii.gz)",
+        "reference": f"simulated noise-free high-resolution {loaded.info.output} (subject/{truth_name}.nii.gz)",
         "metrics": metrics,
         "seconds": time.time() - started,
         "files": files + [path.name for path in maps.values()] + ["metrics.json", "figure.png"],

@@ -37,6 +37,8 @@ from .volume_io import from_paper, paper_axes, paper_index_axis, paper_spacing, 
 ATLASES = {"brainweb": "brainweb_crisp", "synthseg": "synthseg"}
 GE_PROTOCOL = "gre_bonemri"
 SE_OUTPUTS = {"tse_t1": "TSE", "tse_t2": "TSE_T2"}
+# The contrast a model synthesizes -> the spin-echo protocol whose volumes are its target and truth.
+CONTRAST_PROTOCOLS = {"TSE_T1w": "tse_t1", "TSE_T2w": "tse_t2"}
 HEAD_MARGIN = 4
 _SYNTHSEG_CEREBRAL_BELOW = 500
 _PROFILE_SUM_TOL = 1e-3
@@ -54,6 +56,16 @@ def load_spec(path: str | Path | None = None) -> dict:
     if not path.is_file():
         raise MRSynthError(f"simulation spec {path} does not exist: check the path or leave it out")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def target_volumes(contrast: str) -> tuple[str, str]:
+    """The (thick target, high-resolution truth) volume names the simulator writes for an output contrast."""
+    if contrast not in CONTRAST_PROTOCOLS:
+        raise MRSynthError(
+            f"the simulator has no target for contrast {contrast!r}: it simulates {', '.join(CONTRAST_PROTOCOLS)}"
+        )
+    prefix = SE_OUTPUTS[CONTRAST_PROTOCOLS[contrast]]
+    return f"{prefix}_thick", f"{prefix}_HR"
 
 
 def bundled_phantom() -> sitk.Image:

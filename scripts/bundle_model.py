@@ -20,11 +20,12 @@ from mrsynth.checkpoint import read_checkpoint
 from mrsynth.demo import demo
 from mrsynth.files import atomic_path
 from mrsynth.models.bundling import MODELS, install, register
+from mrsynth.simulate import target_volumes
 
 
-def metrics_table(metrics: dict) -> str:
+def metrics_table(metrics: dict, truth: str) -> str:
     lines = [
-        "| image vs true TSE_HR | SSIM | MAE | MI (nats) | PSNR (dB) | SSIM bone | MAE bone |",
+        f"| image vs true {truth} | SSIM | MAE | MI (nats) | PSNR (dB) | SSIM bone | MAE bone |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in metrics.items():
@@ -64,7 +65,7 @@ def main() -> None:
         + "BrainWeb phantom simulated with `mrsynth demo` (seed 2026, voxel size "
         + f"{spacing} mm), never seen in training; images scaled by their 99th percentile inside the head, "
         + "SSIM window 21x21x3 (SI AP LR), inside the head mask and the bone mask (skull, marrow):\n\n"
-        + metrics_table(summary["metrics"])
+        + metrics_table(summary["metrics"], target_volumes(info["output"])[1])
         + "\n"
     )
     card_file = MODELS / f"{name}.md"
