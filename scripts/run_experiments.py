@@ -33,20 +33,22 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from mrsynth.artifacts import slice_periodicity
 from mrsynth.baselines import best_linear_map, bspline_upsample
 from mrsynth.checkpoint import LoadedModel, load_checkpoint
-from mrsynth.data import Case
+from mrsynth.data import Case, PatchSampler
 from mrsynth.evaluation import evaluate
 from mrsynth.files import atomic_path
-from mrsynth.highlow import SLICE_FACTOR
+from mrsynth.highlow import SLICE_FACTOR, estimate_pair_start
 from mrsynth.inference import InferenceOptions
 from mrsynth.kernel_training import fit_kernel, frozen_outputs
 from mrsynth.lowlow import thick_images
@@ -192,6 +194,27 @@ def trained_kernel(model: LoadedModel, cases: list[Path]) -> list[float]:
     return list(fit_kernel(outputs, targets, iterations=KERNEL_STEPS))
 
 
+def truth_kernels(test: list[Path], contrast: str) -> dict[str, list[float]]:
+    """Kernels fitted, as in ``trained_kernel``, to the true HR TSE itself and to it blurred along LR.
+
+    A check on the fit (the truth must give back the slice profile) and on how a kernel answers an
+    sTSE_HR smoother along LR than the truth: it narrows onto the central slices.
+    """
+    thick, truth = target_volumes(contrast)
+    loaded = [Case.load(c, [truth], thick, "head_mask", (56, 56, 32)) for c in test]
+    pair_start = int(np.bincount([estimate_pair_start(c.inputs[-1], c.target, c.mask) for c in loaded]).argmax())
+    result = {}
+    for sigma in (0.0, 0.5, 1.0):
+        cases = [replace(c, inputs=gaussian_filter1d(c.inputs, sigma, axis=-1) if sigma else c.inputs) for c in loaded]
+        sampler = PatchSampler(cases, (56, 56, 32), pair_start, np.random.default_rng(0), False, fixed_offset=0)
+        pairs = [sampler.draw(1)[:2] for _ in range(KERNEL_PATCHES)]
+        outputs = torch.from_numpy(np.concatenate([x for x, _ in pairs]))
+        targets = torch.from_numpy(np.concatenate([y for _, y in pairs]))
+        label = "true HR TSE" + (f", Gaussian blur sigma {sigma} voxel along LR" if sigma else "")
+        result[label] = list(fit_kernel(outputs, targets, iterations=KERNEL_STEPS))
+    return result
+
+
 def evaluate_model(model: LoadedModel, test: list[Path], options: InferenceOptions, artifacts: bool) -> dict:
     """Scores, slice artifact and (High-to-low HighResNet) trained kernel of one model on the held-out cases."""
     record: dict[str, Any] = {"lr": {}, "hr": {}, "artifact": {}}
@@ -256,6 +279,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--out-dir", default="runs/experiments")
     parser.add_argument("--report", default="docs/experiments.md")
+    parser.add_argument("--notes", type=Path, help="Markdown put after the scale paragraph: a reading of the numbers")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -285,6 +309,8 @@ def main() -> None:
         "percentile in the head; SSIM window 21x21x3 (SI AP LR); 'body' is the head mask, 'bone' the bone mask.",
         "",
     ]
+    if args.notes:
+        report += [args.notes.read_text(encoding="utf-8").rstrip(), ""]
     raw: dict[str, Any] = {}
     for target in args.targets:
         contrast = TARGETS[target]
@@ -312,6 +338,7 @@ def main() -> None:
         for case in test:
             for label in BASELINES:
                 collect(hr_rows.setdefault(label, {}), baseline_record[case.name][label])
+        kernels |= cached(Path(args.out_dir) / target / "truth_kernels.json", truth_kernels, test, contrast)
         if args.bundled:
             bundled = load_model(BUNDLED[target])
             record = cached(
