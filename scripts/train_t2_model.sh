@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Retrain the bundled model gre-to-t2tse-sim (GE aOP + aIP -> T2w TSE) and bundle it with its measured card.
 # It uses the subjects that scripts/train_default_model.sh simulates (run that first) and starts from the
-# bundled gre-to-tse-sim weights (configs/gre-to-t2tse-sim.yaml).
-# Usage: scripts/train_t2_model.sh [extra --set overrides, e.g. --set device=cuda]
+# bundled gre-to-tse-sim weights, in two stages (configs/gre-to-t2tse-sim.yaml, then
+# configs/gre-to-t2tse-sim-stage2.yaml from its weights).
+# Usage: scripts/train_t2_model.sh [extra --set overrides for both stages, e.g. --set device=cuda]
 # A killed run continues where it stopped when the script is started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run=runs/gre-to-t2tse-sim
 if [ ! -f runs/sim/seg_15/TSE_T2_thick.nii.gz ]; then
   echo "no simulated subjects in runs/sim: run scripts/train_default_model.sh first" >&2
   exit 1
 fi
-if [ ! -f "$run/model.pt" ]; then
+stage() {  # stage RUN_DIR CONFIG [overrides]
+  local run=$1 config=$2
+  shift 2
+  if [ -f "$run/model.pt" ]; then return; fi
   if [ -f "$run/checkpoints/last.pt" ]; then
     mrsynth train --resume "$run"
   else
-    mrsynth train --config configs/gre-to-t2tse-sim.yaml --run-dir "$run" "$@"
+    mrsynth train --config "$config" --run-dir "$run" "$@"
   fi
-fi
-python scripts/bundle_model.py "$run/model.pt" --card-intro docs/gre-to-t2tse-sim-card.md
+}
+stage runs/gre-to-t2tse-sim configs/gre-to-t2tse-sim.yaml "$@"
+stage runs/gre-to-t2tse-sim-stage2 configs/gre-to-t2tse-sim-stage2.yaml "$@"
+python scripts/bundle_model.py runs/gre-to-t2tse-sim-stage2/model.pt --card-intro docs/gre-to-t2tse-sim-card.md
