@@ -276,6 +276,7 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--configurations", nargs="+", default=list(CONFIGURATIONS), choices=list(CONFIGURATIONS))
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs already trained")
     parser.add_argument("--bundled", action="store_true", help="also score the bundled model of each target")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -322,7 +323,11 @@ def main() -> None:
         artifacts: dict[str, dict[str, list[float]]] = {}
         kernels: dict[str, list[float]] = {}
         seconds: dict[str, list[float]] = {}
+        not_run = []
         for name, seed in itertools.product(args.configurations, range(args.repetitions)):
+            if args.report_only and not (run_folder(args, target, name, seed) / "model.pt").is_file():
+                not_run.append(f"{name} (seed {seed})")
+                continue
             model_path = train_one(args, train_cases, val, target, name, seed)
             model = load_checkpoint(model_path)
             record = cached(model_path.parent / "scores.json", evaluate_model, model, test, True)
@@ -357,6 +362,8 @@ def main() -> None:
             kernels[label] = record["kernel"]
 
         report += [f"## Target `{target}` ({contrast})", ""]
+        if not_run:
+            report += [f"Not run for this target (CPU time): {', '.join(not_run)}.", ""]
         report += ["Training time per model (s, mean over repetitions): " + ", ".join(
             f"{name} {np.mean(values):.0f}" for name, values in seconds.items()) + ".", ""]  # fmt: skip
         report += table(lr_rows, "sTSE_LR against the thick TSE (what the paper measured); mean ± sd over "
