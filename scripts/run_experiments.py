@@ -62,7 +62,6 @@ from mrsynth.training import load_config, train
 from mrsynth.volume_io import from_paper, paper_index_axis, to_paper
 
 TARGETS = {"tse_t1": "TSE_T1w", "tse_t2": "TSE_T2w"}  # target -> output contrast
-BUNDLED = {"tse_t1": "gre-to-tse-sim", "tse_t2": "gre-to-t2tse-sim"}
 CONFIGURATIONS = {  # name: (architecture, mind weight, approach)
     "HighResNet L1": ("HighResNet", 0.0, "high-to-low"),
     "HighResNet L1+0.1MIND": ("HighResNet", 0.1, "high-to-low"),
@@ -277,7 +276,13 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--configurations", nargs="+", default=list(CONFIGURATIONS), choices=list(CONFIGURATIONS))
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs already trained")
-    parser.add_argument("--bundled", action="store_true", help="also score the bundled model of each target")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="TARGET=MODEL",
+        help="also score these longer-trained models (registry name or checkpoint), e.g. tse_t1=gre-to-tse-sim",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--out-dir", default="runs/experiments")
@@ -346,16 +351,16 @@ def main() -> None:
             for label in BASELINES:
                 collect(hr_rows.setdefault(label, {}), baseline_record[case.name][label])
         kernels |= cached(Path(args.out_dir) / target / "truth_kernels.json", truth_kernels, test, contrast)
-        if args.bundled:
-            bundled = load_model(BUNDLED[target])
+        for extra in [m.split("=", 1)[1] for m in args.models if m.startswith(f"{target}=")]:
+            loaded = load_model(extra)
             record = cached(
-                Path(args.out_dir) / target / f"bundled-{BUNDLED[target]}.json",
+                Path(args.out_dir) / target / f"model-{Path(extra).stem}-{loaded.info.name}.json",
                 evaluate_model,
-                bundled,
+                loaded,
                 test,
                 False,
             )
-            label = f"bundled `{BUNDLED[target]}` (flip averaging off)"
+            label = f"`{extra}` (longer training)"
             for case in test:
                 collect(lr_rows.setdefault(label, {}), record["lr"][case.name])
                 collect(hr_rows.setdefault(label, {}), record["hr"][case.name])
