@@ -6,9 +6,10 @@ simulated subjects, repeated with different seeds, and scored on held-out subjec
 against the thick TSE (all the paper could do) and sTSE_HR against the true high-resolution TSE
 (Low-to-low output upsampled by cubic B-spline), next to the two baselines a synthesized image must
 beat. Then: the downsampling kernel trained with each HighResNet frozen, on the held-out subjects,
-next to the simulator's slice profile (Table A1); the slice-dependent artifact at stride (18, 18, 4)
-vs (18, 18, 1) (Fig. 6/8); paired t-tests between configurations; and the bundled models on the same
-held-out subjects. Every number in the report comes from this run; the command line is written into it.
+next to the simulator's slice profile and to kernels fitted to the true HR TSE, sharp and blurred
+(Table A1); the slice-dependent artifact at stride (18, 18, 4) vs (18, 18, 1) (Fig. 6/8); paired
+t-tests between configurations; and longer-trained models (``--models``) on the same held-out subjects.
+Every number in the report comes from this run; the command line is written into it.
 
 Each run's model and scores are cached in its folder, so a stopped run continues where it stopped, and
 targets can be run in parallel processes (``--targets tse_t1`` and ``--targets tse_t2``, one thread
@@ -16,6 +17,9 @@ each) before one final call with all targets writes the report from the caches:
 
     python scripts/run_experiments.py --cases 'runs/sim/seg_*' --test-cases 2 --iterations 2000 \\
         --repetitions 3 --out-dir runs/experiments --report docs/experiments.md
+
+The report opens with its command line and closes with its wall time; ``docs/experiments.md`` adds, by
+hand below that, a reading of the numbers: carry it over when the report is regenerated.
 
 Scoring uses the paper's Gaussian-weighted sliding windows at half the patch as stride (28, 28, 16 for
 56x56x32 patches): the paper's stride (18, 18, 4) takes about 6 minutes per subject and model on a
@@ -287,7 +291,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--out-dir", default="runs/experiments")
     parser.add_argument("--report", default="docs/experiments.md")
-    parser.add_argument("--notes", type=Path, help="Markdown put after the scale paragraph: a reading of the numbers")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -317,8 +320,6 @@ def main() -> None:
         "'body' is the head mask, 'bone' the bone mask.",
         "",
     ]
-    if args.notes:
-        report += [args.notes.read_text(encoding="utf-8").rstrip(), ""]
     raw: dict[str, Any] = {}
     for target in args.targets:
         contrast = TARGETS[target]
