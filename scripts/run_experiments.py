@@ -246,8 +246,9 @@ def cached(path: Path, compute: Callable[..., dict], *arguments: Any) -> dict:
 
 
 def training_seconds(folder: Path) -> float:
-    lines = (folder / "log.csv").read_text().strip().splitlines()
-    return float(lines[-1].split(",")[-1])
+    """Wall time of a run from its log, whose clock starts again at each resume."""
+    seconds = [float(line.split(",")[-1]) for line in (folder / "log.csv").read_text().strip().splitlines()[1:]]
+    return sum(a for a, b in zip(seconds, seconds[1:] + [0.0]) if b < a)
 
 
 def table(rows: dict[str, dict[str, list[float]]], title: str, regions: tuple[str, ...]) -> list[str]:
