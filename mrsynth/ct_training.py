@@ -143,7 +143,7 @@ class CTTrainer(Trainer):
             "output_scale": float(config["output_scale"]),
         }
         seed = self._start_optimisation(model["architecture"])
-        self.sampler = SliceSampler(self.train_cases, config, np.random.default_rng(seed))
+        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)
         self.features = None
         if config["loss"] == "contextual":
@@ -152,11 +152,8 @@ class CTTrainer(Trainer):
             self.features = load_feature_network(str(config["feature_network"]), self.device)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, None]]:
-        if not self.val_cases:
-            return []
-        sampler = SliceSampler(self.val_cases, self.config, np.random.default_rng(seed))
-        return self._batches_from(sampler)
+    def _sampler(self, cases: list, rng: np.random.Generator, random_offsets: bool = True) -> SliceSampler:
+        return SliceSampler(cases, self.config, rng)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """004's loss on the centre slices' output; a left-right flip mirrors both CT and target."""

@@ -129,7 +129,7 @@ class Mri2MriTrainer(Trainer):
             "batch_norm": bool(model["batch_norm"]),
         }
         seed = self._start_optimisation(model["architecture"])
-        self.sampler = SliceSampler(self.train_cases, self.patch, np.random.default_rng(seed))
+        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)
         self.features = self._feature_network(config["loss"])
 
@@ -140,11 +140,8 @@ class Mri2MriTrainer(Trainer):
 
         return load_feature_network(str(loss["feature_network"]), self.device)
 
-    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, None]]:
-        if not self.val_cases:
-            return []
-        sampler = SliceSampler(self.val_cases, self.patch, np.random.default_rng(seed))
-        return self._batches_from(sampler)
+    def _sampler(self, cases: list, rng: np.random.Generator, random_offsets: bool = True) -> SliceSampler:
+        return SliceSampler(cases, self.patch, rng)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one)."""

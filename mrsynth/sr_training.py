@@ -192,14 +192,11 @@ class SRTrainer(Trainer):
             "width": int(model["width"]),
         }
         seed = self._start_optimisation(model["architecture"])
-        self.sampler = SRSampler(self.train_cases, config, np.random.default_rng(seed))
+        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)
 
-    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        if not self.val_cases:
-            return []
-        sampler = SRSampler(self.val_cases, self.config, np.random.default_rng(seed))
-        return self._batches_from(sampler)
+    def _sampler(self, cases: list, rng: np.random.Generator, random_offsets: bool = True) -> SRSampler:
+        return SRSampler(cases, self.config, rng)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed)."""

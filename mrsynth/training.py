@@ -186,6 +186,7 @@ class Trainer:
     def _sampler(
         self, cases: list[Case], rng: np.random.Generator, random_offsets: bool = True
     ) -> PatchSampler | ThickPatchSampler:
+        """The sampler of training or validation batches over ``cases``; each task's trainer draws its own kind."""
         if self.approach == "low-to-low":
             return ThickPatchSampler(cases, self.patch, rng)
         return PatchSampler(cases, self.patch, self.pair_start, rng, random_offsets)
