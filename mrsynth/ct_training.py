@@ -157,9 +157,7 @@ class CTTrainer(Trainer):
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """004's loss on the centre slices' output; a left-right flip mirrors both CT and target."""
-        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)[:, :, 0]
-        if flip:
-            xt, yt = xt.flip(-1), yt.flip(-1)
+        xt, yt = self._on_device(x, y[:, :, 0], flip)
         model = self.network
         context = model.context
         planes = model.slice_channels(xt)[context :: 2 * context + 1]

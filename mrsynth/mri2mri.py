@@ -145,10 +145,7 @@ class Mri2MriTrainer(Trainer):
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
         """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one)."""
-        xt = torch.from_numpy(x).to(self.device)[:, :, 0]
-        yt = torch.from_numpy(y).to(self.device)[:, :, 0]
-        if flip:  # a left-right mirrored head is as plausible as the original
-            xt, yt = xt.flip(-1), yt.flip(-1)
+        xt, yt = self._on_device(x[:, :, 0], y[:, :, 0], flip)
         out = self.network(xt)
         if self.features is None:
             return F.l1_loss(out, yt)

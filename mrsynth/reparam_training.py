@@ -116,9 +116,7 @@ class ReparamTrainer(Trainer):
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """MSE between the output and the noise-free target; ``k`` holds the conditioning values."""
-        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
-        if flip:  # a left-right mirrored head is as plausible as the original
-            xt, yt = xt.flip(-1), yt.flip(-1)
+        xt, yt = self._on_device(x, y, flip)
         return torch.nn.functional.mse_loss(self.network(xt, torch.from_numpy(k).to(self.device)), yt)
 
     def model_info(self) -> ModelInfo:

@@ -200,9 +200,7 @@ class SRTrainer(Trainer):
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed)."""
-        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
-        if flip:  # a left-right mirrored head is as plausible as the original
-            xt, yt = xt.flip(-1), yt.flip(-1)
+        xt, yt = self._on_device(x, y, flip)
         return torch.nn.functional.mse_loss(self.network(xt), yt)
 
     def model_info(self) -> ModelInfo:

@@ -238,6 +238,12 @@ class Trainer:
         size = int(self.config["batch_size"])
         return [sampler.draw(size) for _ in range(max(1, int(self.config["val_patches"]) // size))]
 
+    def _on_device(self, x: np.ndarray, y: np.ndarray, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch and its targets on the device, both mirrored left-right when ``flip`` (a mirrored head is as
+        plausible as the original)."""
+        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        return (xt.flip(-1), yt.flip(-1)) if flip else (xt, yt)
+
     @property
     def iterations_per_epoch(self) -> int:
         return max(1, int(self.config["epoch_patches"]) // int(self.config["batch_size"]))
