@@ -24,7 +24,7 @@ from .checkpoint import ModelInfo
 from .data import RandomSampler, find_volume
 from .errors import MRSynthError
 from .masks import normalise_p99
-from .training import Trainer, _case_dirs, train
+from .training import RUN_DEFAULTS, Trainer, _case_dirs, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
 
 LOSSES = ("mse", "bce", "contextual")
@@ -52,13 +52,7 @@ CT_DEFAULTS: dict[str, Any] = {
     "iterations": 600,
     "epoch_patches": 400,
     "val_patches": 64,
-    "checkpoint_every": 50,
-    "flip": True,
-    "early_stopping": None,
-    "seed": 0,
-    "init_weights": None,
-    "device": "auto",
-    "threads": 0,
+    **RUN_DEFAULTS,
 }
 
 

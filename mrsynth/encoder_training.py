@@ -26,7 +26,7 @@ from .checkpoint import ModelInfo
 from .data import RandomSampler
 from .errors import MRSynthError
 from .masks import body_mask, normalise_p99
-from .training import Trainer, train
+from .training import RUN_DEFAULTS, Trainer, train
 from .volume_io import read_volume, to_paper
 
 ENCODER_DEFAULTS: dict[str, Any] = {
@@ -49,13 +49,7 @@ ENCODER_DEFAULTS: dict[str, Any] = {
     "iterations": 2000,
     "epoch_patches": 1600,
     "val_patches": 256,
-    "checkpoint_every": 50,
-    "flip": True,
-    "early_stopping": None,  # as in training.DEFAULTS
-    "seed": 0,
-    "init_weights": None,
-    "device": "auto",
-    "threads": 0,
+    **RUN_DEFAULTS,
 }
 PHANTOM = "bundled-phantom"
 BODY_MARGIN = 4

@@ -26,7 +26,7 @@ from .checkpoint import ModelInfo
 from .data import RandomSampler
 from .errors import MRSynthError
 from .normalisation import DESCRIPTION, METHOD, invariant_mask, normalise_affine
-from .training import Trainer, train
+from .training import RUN_DEFAULTS, Trainer, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
 
 MRI2MRI_DEFAULTS: dict[str, Any] = {
@@ -47,13 +47,7 @@ MRI2MRI_DEFAULTS: dict[str, Any] = {
     "iterations": 1000,
     "epoch_patches": 400,
     "val_patches": 64,
-    "checkpoint_every": 50,
-    "flip": True,
-    "early_stopping": None,  # as in training.DEFAULTS
-    "seed": 0,
-    "init_weights": None,
-    "device": "auto",
-    "threads": 0,
+    **RUN_DEFAULTS,
 }
 
 

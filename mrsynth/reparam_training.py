@@ -30,7 +30,7 @@ from .reparam_data import (
     sample_parameters,
 )
 from .simulate import load_spec
-from .training import Trainer, train
+from .training import RUN_DEFAULTS, Trainer, train
 
 REPARAM_DEFAULTS: dict[str, Any] = {
     "task": "reparam",
@@ -48,13 +48,7 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "iterations": 1000,
     "epoch_patches": 1600,
     "val_patches": 64,
-    "checkpoint_every": 50,
-    "flip": True,
-    "early_stopping": None,
-    "seed": 0,
-    "init_weights": None,
-    "device": "auto",
-    "threads": 0,
+    **RUN_DEFAULTS,
 }
 
 

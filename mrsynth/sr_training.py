@@ -25,7 +25,7 @@ from .data import find_volume
 from .errors import MRSynthError
 from .masks import normalise_p99
 from .thick_slices import AXIS_NAMES, FILTER_ORDER, check_factor, make_thick, parse_axis, to_thin
-from .training import Trainer, _case_dirs, train
+from .training import RUN_DEFAULTS, Trainer, _case_dirs, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
 
 SR_DEFAULTS: dict[str, Any] = {
@@ -46,13 +46,7 @@ SR_DEFAULTS: dict[str, Any] = {
     "iterations": 1000,
     "epoch_patches": 400,
     "val_patches": 64,
-    "checkpoint_every": 50,
-    "flip": True,
-    "early_stopping": None,  # as in training.DEFAULTS
-    "seed": 0,
-    "init_weights": None,
-    "device": "auto",
-    "threads": 0,
+    **RUN_DEFAULTS,
 }
 
 

@@ -35,6 +35,19 @@ from .losses import mind_loss
 from .lowlow import ThickPatchSampler, thick_case
 from .networks import build_network, network_arguments
 
+# Settings of the run itself, the same in every task's defaults.
+RUN_DEFAULTS: dict[str, Any] = {
+    "checkpoint_every": 50,
+    "flip": True,  # also train on left-right mirrored batches
+    # stop when the validation loss smoothed by a Gaussian of `sigma` epochs has not fallen by
+    # `min_delta` (relative) below its best for `patience` epochs (paper 000, II.D.1); null: never
+    "early_stopping": None,
+    "seed": 0,
+    "init_weights": None,
+    "device": "auto",
+    "threads": 0,
+}
+
 DEFAULTS: dict[str, Any] = {
     "name": "my-model",
     "version": "1",
@@ -67,19 +80,11 @@ DEFAULTS: dict[str, Any] = {
     "iterations": 1000,
     "epoch_patches": 800,
     "val_patches": 160,
-    "checkpoint_every": 50,
-    "flip": True,
     "random_offsets": True,
     # L = L1 + mind_weight * MIND(sTSE_HR, GE aIP) on Sobel features (eq. 2; the paper used 0 and 0.1);
     # the aIP GE is the last input
     "mind_weight": 0.0,
-    # stop when the validation loss smoothed by a Gaussian of `sigma` epochs has not fallen by
-    # `min_delta` (relative) below its best for `patience` epochs (section II.D.1); null: never
-    "early_stopping": None,
-    "seed": 0,
-    "init_weights": None,
-    "device": "auto",
-    "threads": 0,
+    **RUN_DEFAULTS,
 }
 
 APPROACHES = ("high-to-low", "low-to-low")
