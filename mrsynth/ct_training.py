@@ -13,6 +13,7 @@ BCE-with-logits, the "Sigmoid + BCE in one class" of 004); ``contextual``: MSE p
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -201,12 +202,5 @@ def contextual_loss_of(
     return contextual_loss(predicted, wanted, bandwidth=0.5, max_points=points, sampling="random", generator=generator)
 
 
-def train_ct2mr(
-    config: dict[str, Any] | None = None,
-    run_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: Any = None,
-    resume_overrides: dict[str, Any] | None = None,
-) -> Path:
-    """``training.train`` with the CT -> MR defaults and trainer."""
-    return train(config, run_dir, resume, progress, resume_overrides, defaults=CT_DEFAULTS, trainer_class=CTTrainer)
+# ``training.train`` with this task's defaults and trainer.
+train_ct2mr = partial(train, defaults=CT_DEFAULTS, trainer_class=CTTrainer)

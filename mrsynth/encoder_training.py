@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -211,17 +212,8 @@ class EncoderTrainer(Trainer):
         )
 
 
-def train_encoder(
-    config: dict[str, Any] | None = None,
-    run_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: Any = None,
-    resume_overrides: dict[str, Any] | None = None,
-) -> Path:
-    """``training.train`` with the encoder defaults and trainer."""
-    return train(
-        config, run_dir, resume, progress, resume_overrides, defaults=ENCODER_DEFAULTS, trainer_class=EncoderTrainer
-    )
+# ``training.train`` with this task's defaults and trainer.
+train_encoder = partial(train, defaults=ENCODER_DEFAULTS, trainer_class=EncoderTrainer)
 
 
 def reconstruction_errors(network: torch.nn.Module, slices: list[np.ndarray]) -> dict[str, float]:

@@ -15,6 +15,7 @@ that hold enough body. The run folder, checkpoints, resume and logs are the foun
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +169,5 @@ class Mri2MriTrainer(Trainer):
         )
 
 
-def train_mri2mri(
-    config: dict[str, Any] | None = None,
-    run_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: Any = None,
-    resume_overrides: dict[str, Any] | None = None,
-) -> Path:
-    """``training.train`` with the MRI2MRI defaults and trainer."""
-    return train(
-        config, run_dir, resume, progress, resume_overrides, defaults=MRI2MRI_DEFAULTS, trainer_class=Mri2MriTrainer
-    )
+# ``training.train`` with this task's defaults and trainer.
+train_mri2mri = partial(train, defaults=MRI2MRI_DEFAULTS, trainer_class=Mri2MriTrainer)

@@ -9,6 +9,7 @@ is conditioned on both. The loss is MSE, as in section 3.4.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -155,14 +156,5 @@ def _files(entries: list[str], what: str) -> list[str]:
     return files
 
 
-def train_reparam(
-    config: dict[str, Any] | None = None,
-    run_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: Any = None,
-    resume_overrides: dict[str, Any] | None = None,
-) -> Path:
-    """``training.train`` with the re-parameterisation defaults and trainer."""
-    return train(
-        config, run_dir, resume, progress, resume_overrides, defaults=REPARAM_DEFAULTS, trainer_class=ReparamTrainer
-    )
+# ``training.train`` with this task's defaults and trainer.
+train_reparam = partial(train, defaults=REPARAM_DEFAULTS, trainer_class=ReparamTrainer)

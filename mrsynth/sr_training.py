@@ -14,6 +14,7 @@ contrasts); with true they are the channels of one multi-contrast sample.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -226,12 +227,5 @@ class SRTrainer(Trainer):
         )
 
 
-def train_superres(
-    config: dict[str, Any] | None = None,
-    run_dir: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: Any = None,
-    resume_overrides: dict[str, Any] | None = None,
-) -> Path:
-    """``training.train`` with the super-resolution defaults and trainer."""
-    return train(config, run_dir, resume, progress, resume_overrides, defaults=SR_DEFAULTS, trainer_class=SRTrainer)
+# ``training.train`` with this task's defaults and trainer.
+train_superres = partial(train, defaults=SR_DEFAULTS, trainer_class=SRTrainer)
