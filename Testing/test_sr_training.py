@@ -1,12 +1,14 @@
 """Super-resolution training: stride-16 patches, the forward model per patch, resume, task in the checkpoint."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from mrsynth.checkpoint import load_checkpoint
 from mrsynth.cli import main
-from mrsynth.sr_training import patch_corners, simulate_patch
+from mrsynth.sr_training import SRSampler, patch_corners, simulate_patch
 from mrsynth.thick_slices import make_thick, to_thin
 
 
@@ -20,6 +22,18 @@ def test_a_patch_sees_what_the_whole_volume_would_give():
         whole = to_thin(make_thick(shifted, 3, factor), 3, factor, shifted.shape[3])
         np.testing.assert_allclose(x, whole[:, 1:33, 2:34, start - p : start - p + 32], atol=1e-5)
         np.testing.assert_array_equal(y, volume[:, 1:33, 2:34, start : start + 32])
+
+
+def test_the_sampler_turns_input_and_target_alike_with_the_slice_axis_first():
+    rng = np.random.default_rng(0)
+    volume = np.repeat(rng.random((1, 48, 48, 1)), 48, axis=3).astype(np.float32)  # constant along LR
+    case = SimpleNamespace(name="c", mask=np.ones((48, 48, 48), bool), volumes=volume)
+    config = {"patch": [32] * 3, "stride": [16] * 3, "slice_factor": 4, "slice_axes": ["LR"],
+              "data": {"joint_contrasts": False}, "min_body_fraction": 0.1}  # fmt: skip
+    x, y, axes = SRSampler([case], config, rng).draw(16)
+    assert np.all(axes == 2)
+    assert np.ptp(y, axis=2).max() == 0  # the slice axis (LR, along which nothing varies) comes first
+    np.testing.assert_allclose(x, y, atol=1e-5)  # thick slices of a volume constant along them lose nothing
 
 
 def test_patches_lie_on_the_stride_grid_and_hold_body():

@@ -9,7 +9,7 @@ from mrsynth.checkpoint import ModelInfo, load_checkpoint, save_checkpoint
 from mrsynth.cli import main
 from mrsynth.errors import MRSynthError
 from mrsynth.networks import MRSR
-from mrsynth.superres import simulate_thick, superresolve
+from mrsynth.superres import simulate_thick, superresolve, superresolve_arrays
 from mrsynth.thick_slices import to_thin
 from mrsynth.volume_io import to_paper
 
@@ -74,3 +74,15 @@ def test_synthesize_points_super_resolution_models_to_superres(tmp_path, capsys)
     sitk.WriteImage(_thin_head(), str(tmp_path / "a.nii.gz"))
     assert main(["synthesize", str(path), str(tmp_path / "a.nii.gz"), "--output", str(tmp_path / "o.nii.gz")]) == 2
     assert "mrsynth superres" in capsys.readouterr().err
+
+
+def test_the_network_sees_every_slice_axis_first(tmp_path):
+    """Thick slices along LR give what the same volume turned to have them along SI gives, turned back."""
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)  # a live residual that is not symmetric in its axes
+    thick = np.random.default_rng(0).random((20, 18, 5)).astype(np.float32) + 1.0
+    along_lr = superresolve_arrays(model, [thick], 2)[0][0]
+    along_si = superresolve_arrays(model, [np.ascontiguousarray(np.moveaxis(thick, 2, 0))], 0)[0][0]
+    np.testing.assert_allclose(np.moveaxis(along_lr, 2, 0), along_si, atol=1e-5)
+    assert not np.allclose(along_lr, to_thin(thick, 2, 4), atol=1e-2)  # the network did act

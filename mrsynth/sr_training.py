@@ -3,10 +3,12 @@
 A case is a folder of thin-slice volumes (``data.contrasts``, e.g. the noise-free ``TSE_HR`` and
 ``TSE_T2_HR`` that ``mrsynth simulate`` writes, or real 1 mm scans) and a body mask. Patches of
 32x32x32 voxels are taken on a grid of stride 16 (as the paper) wherever they hold body, in a
-shuffled order; each gets a slice axis drawn from ``slice_axes`` and a random thick-slice phase, and
-its input is made by the forward model of ``thick_slices`` (anti-aliasing filter, decimation, cubic
+shuffled order; each gets a slice axis drawn from ``slice_axes`` and a random thick-slice phase.
+Its input is made by the forward model of ``thick_slices`` (anti-aliasing filter, decimation, cubic
 interpolation back to the thin grid) on a block with enough context along the slice axis that the
-patch equals what the whole volume would give. The loss is L2 between the network output
+patch equals what the whole volume would give. Then the patch is turned so that the slice axis is
+the network's first spatial axis, as ``superres`` does at inference: one task to learn instead of
+one per axis. The loss is L2 between the network output
 (interpolated input + residual) and the thin patch. With ``data.joint_contrasts`` false every
 contrast is a separate single-channel sample (a single-contrast model trained on several
 contrasts); with true they are the channels of one multi-contrast sample.
@@ -25,7 +27,7 @@ from .checkpoint import ModelInfo
 from .data import find_volume
 from .errors import MRSynthError
 from .masks import normalise_p99
-from .thick_slices import AXIS_NAMES, FILTER_ORDER, check_factor, make_thick, parse_axis, to_thin
+from .thick_slices import AXIS_NAMES, FILTER_ORDER, NETWORK_SLICE_AXIS, check_factor, make_thick, parse_axis, to_thin
 from .training import RUN_DEFAULTS, Trainer, _case_dirs, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
 
@@ -111,6 +113,15 @@ def simulate_patch(volume: np.ndarray, corner: np.ndarray, patch: tuple[int, ...
     return low[tuple(keep)], block[tuple(keep)]
 
 
+def turn_slice_axis(patch: np.ndarray, axis: int, transpose: bool) -> np.ndarray:
+    """A [C, SI, AP, LR] patch with its slice ``axis`` moved to ``NETWORK_SLICE_AXIS``, the other two
+    axes kept in order or, with ``transpose``, swapped (a transposed slice is as plausible)."""
+    order = [a + 1 for a in range(3) if a != axis]
+    order = order[::-1] if transpose else order
+    order.insert(NETWORK_SLICE_AXIS, axis + 1)
+    return np.ascontiguousarray(np.transpose(patch, (0, *order)))
+
+
 class SRSampler:
     """Stride-16 patches of every case (and contrast), in a freshly shuffled order each pass."""
 
@@ -136,7 +147,11 @@ class SRSampler:
         self.position = 0
 
     def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(inputs [B, C, 32, 32, 32], targets [B, C, ...], slice axes [B]) for a batch."""
+        """(inputs [B, C, 32, 32, 32], targets [B, C, ...], slice axes [B]) for a batch.
+
+        Every patch is turned so that its slice axis is ``NETWORK_SLICE_AXIS`` (the first),
+        its in-plane axes in a random order: the network learns one task, not one per axis.
+        """
         xs, ys, axes = [], [], []
         for _ in range(batch_size):
             if self.position == len(self.order):
@@ -147,6 +162,8 @@ class SRSampler:
             volume = volume if channel < 0 else volume[channel : channel + 1]
             axis = self.axes[self.rng.integers(len(self.axes))]
             x, y = simulate_patch(volume, corner, self.patch, axis, self.factor, int(self.rng.integers(self.factor)))
+            transpose = bool(self.rng.integers(2))
+            x, y = turn_slice_axis(x, axis, transpose), turn_slice_axis(y, axis, transpose)
             xs.append(x)
             ys.append(y)
             axes.append(axis)

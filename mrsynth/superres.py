@@ -8,7 +8,9 @@ engine is the same (``inference.infer``, full-context by default: MRSR has a sma
 
 Each input is divided by its 99th percentile inside the body (Otsu mask of the first input, or
 ``mask``), interpolated onto the thin grid (cubic B-spline along the slice axis, the network's
-training input), passed through the network, and multiplied back by its percentile. The thin grid's
+training input), turned so that its slice axis is the first (``NETWORK_SLICE_AXIS``: the network is
+trained on one orientation of the task whatever the volume's slice axis), passed through the
+network, turned back, and multiplied back by its percentile. The thin grid's
 slices are ``slice_factor`` per thick slice, centred as ``thick_slices.thin_grid`` says.
 """
 
@@ -27,7 +29,16 @@ from .errors import MRSynthError
 from .files import atomic_path
 from .inference import InferenceOptions, InferenceReport, Progress, infer
 from .masks import body_mask, normalise_p99
-from .thick_slices import AXIS_NAMES, make_thick, parse_axis, slice_axis_of, thick_image, thin_grid, to_thin
+from .thick_slices import (
+    AXIS_NAMES,
+    NETWORK_SLICE_AXIS,
+    make_thick,
+    parse_axis,
+    slice_axis_of,
+    thick_image,
+    thin_grid,
+    to_thin,
+)
 from .tiling import DEFAULT_MEMORY_GB
 from .volume_io import check_same_grid, from_paper, paper_spacing, to_paper
 
@@ -117,10 +128,12 @@ def superresolve_arrays(
     options = options or InferenceOptions()
     groups = [list(range(len(arrays)))] if channels == len(arrays) else [[i] for i in range(len(arrays))]
     outputs, reports = [], []
+    turned = np.moveaxis(low, axis + 1, NETWORK_SLICE_AXIS + 1)
     for group in groups:
-        run = infer(low[group], model.network, options, patch=model.info.patch, stride=model.info.stride,
-                    device=device, progress=progress)  # fmt: skip
-        outputs += [run.hr[i] * scaled[g][1] for i, g in enumerate(group)]
+        run = infer(np.ascontiguousarray(turned[group]), model.network, options, patch=model.info.patch,
+                    stride=model.info.stride, device=device, progress=progress)  # fmt: skip
+        hr = np.moveaxis(run.hr, NETWORK_SLICE_AXIS + 1, axis + 1)
+        outputs += [hr[i] * scaled[g][1] for i, g in enumerate(group)]
         reports.append(run.report)
     return outputs, [low[i] * scaled[i][1] for i in range(len(arrays))], reports
 

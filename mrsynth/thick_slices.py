@@ -28,6 +28,7 @@ from .volume_io import from_paper, paper_index_axis, paper_spacing
 FILTER_ORDER = 48
 FACTORS = (2, 3, 4)
 AXIS_NAMES = ("SI", "AP", "LR")
+NETWORK_SLICE_AXIS = 0  # super-resolution networks see the slice axis as their first spatial axis
 
 
 def check_factor(factor: int) -> int:

@@ -177,6 +177,11 @@ class Trainer:
         self.network = build_network(architecture, self.arguments).to(self.device)
         if config["init_weights"]:
             self._init_weights(Path(config["init_weights"]))
+        # 3D convolutions train about 1.4x faster in the channels-last layout (oneDNN on 2 CPU cores)
+        dims = {p.dim() for p in self.network.parameters()}
+        self.channels_last = 5 in dims and 4 not in dims
+        if self.channels_last:
+            self.network.to(memory_format=torch.channels_last_3d)
         if config["lr_schedule"] not in ("constant", "cosine"):
             raise MRSynthError(f"lr_schedule must be constant or cosine, not {config['lr_schedule']!r}")
         self.optimizer = torch.optim.Adam(
@@ -246,8 +251,13 @@ class Trainer:
     def _on_device(self, x: np.ndarray, y: np.ndarray, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch and its targets on the device, both mirrored left-right when ``flip`` (a mirrored head is as
         plausible as the original)."""
-        xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        xt, yt = self._tensor(x), self._tensor(y)
         return (xt.flip(-1), yt.flip(-1)) if flip else (xt, yt)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """An array on the device, in the network's memory layout."""
+        tensor = torch.from_numpy(array).to(self.device)
+        return tensor.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else tensor
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -258,7 +268,7 @@ class Trainer:
 
         Low-to-low patches have no kernel (``k`` None): the output is on the target's grid already.
         """
-        xt = torch.from_numpy(x).to(self.device)
+        xt = self._tensor(x)
         if flip:  # mirror the anatomy the network sees; un-mirror its output so offsets/kernels stay valid
             out = self.network(xt.flip(-1)).flip(-1)
         else:
