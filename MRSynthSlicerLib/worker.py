@@ -19,7 +19,6 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make mrsynth and this package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
 import SimpleITK as sitk
 
 from mrsynth.errors import MRSynthError
@@ -32,28 +31,6 @@ def emit(kind: str, text: str) -> None:
     print(f"{kind} {text}", flush=True)
 
 
-def resample_to_spacing(image: sitk.Image, paper_voxel: list[float]) -> sitk.Image:
-    """``image`` on a grid with the model's voxel size (SI, AP, LR), same extent, origin corner and direction.
-
-    A super-resolution model runs on its own voxel size, so a thick-slice input is first brought to
-    it by B-spline interpolation; the network then restores the detail between the slices.
-    """
-    from mrsynth.volume_io import paper_index_axis
-
-    spacing = list(image.GetSpacing())
-    new_spacing = list(spacing)
-    for paper_axis, size in enumerate(paper_voxel):
-        new_spacing[paper_index_axis(image, paper_axis)] = float(size)
-    size = [max(1, round(n * s / t)) for n, s, t in zip(image.GetSize(), spacing, new_spacing, strict=True)]
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    shift = direction @ ((np.array(new_spacing) - np.array(spacing)) / 2)
-    origin = tuple(float(v) for v in np.array(image.GetOrigin()) + shift)
-    direction_tuple = image.GetDirection()
-    return sitk.Resample(
-        image, size, sitk.Transform(), sitk.sitkBSpline, origin, new_spacing, direction_tuple, 0.0, sitk.sitkFloat32
-    )
-
-
 def _options(job: dict[str, Any]) -> Any:
     from mrsynth.inference import InferenceOptions
 
@@ -64,18 +41,18 @@ def _options(job: dict[str, Any]) -> Any:
     return InferenceOptions.preset(job.get("preset", "fast"), **changes)
 
 
-def _evaluate(job: dict[str, Any], folder: Path, result: Any, out: Path) -> None:
+def _evaluate(job: dict[str, Any], folder: Path, hr: sitk.Image, lr: sitk.Image | None, out: Path) -> None:
     from mrsynth.evaluation import evaluate
     from mrsynth.volume_io import read_labels, read_volume, same_grid
 
     reference = read_volume(folder / job["reference"], "reference")
-    if same_grid(result.hr, reference):
-        pred = result.hr
-    elif result.lr is not None and same_grid(result.lr, reference):
-        pred = result.lr
+    if same_grid(hr, reference):
+        pred = hr
+    elif lr is not None and same_grid(lr, reference):
+        pred = lr
     else:
         raise MRSynthError(
-            "the reference lies neither on the synthetic volume's grid nor on the sTSE_LR grid: register the inputs "
+            "the reference lies neither on the output volume's grid nor on the sTSE_LR grid: register the inputs "
             "to the reference (Register inputs) or resample it"
         )
     masks = {
@@ -96,8 +73,9 @@ def _evaluate(job: dict[str, Any], folder: Path, result: Any, out: Path) -> None
 def run(job_file: Path) -> None:
     """Do the job described by ``job_file``; outputs appear in its ``output_dir`` only on success."""
     from mrsynth.models import load_model
+    from mrsynth.superres import superresolve
     from mrsynth.synthesis import synthesize
-    from mrsynth.volume_io import read_labels, read_volume
+    from mrsynth.volume_io import read_labels, read_volume, to_paper
 
     job = json.loads(job_file.read_text(encoding="utf-8"))
     folder = job_file.parent
@@ -110,27 +88,31 @@ def run(job_file: Path) -> None:
     model = load_model(job["model"], device="cpu")
     images = [read_volume(folder / name, f"input {i}") for i, name in enumerate(job["inputs"], start=1)]
     mask = read_labels(folder / job["mask"], "mask") if job.get("mask") else None
+    common = {
+        "options": _options(job),
+        "device": job.get("device", "auto"),
+        "flip_average": job.get("flip_average", True),
+        "progress": lambda done, total: emit("PROGRESS", f"{done} {total}"),
+    }
     if job.get("task") == "super-resolution":
-        images = [resample_to_spacing(image, model.info.voxel_size) for image in images]
-        if mask is not None:
-            mask = sitk.Resample(mask, images[0], sitk.Transform(), sitk.sitkNearestNeighbor)
-    emit("STAGE", "synthesizing")
-    result = synthesize(
-        model,
-        images,
-        options=_options(job),
-        device=job.get("device", "auto"),
-        mask=mask,
-        flip_average=job.get("flip_average", True),
-        progress=lambda done, total: emit("PROGRESS", f"{done} {total}"),
-        parameters=job.get("parameters"),
-    )
-    sitk.WriteImage(result.hr, str(partial / OUTPUT_FILES["hr"]), useCompression=True)
-    if result.lr is not None:
-        sitk.WriteImage(result.lr, str(partial / OUTPUT_FILES["lr"]), useCompression=True)
+        emit("STAGE", "super-resolving")
+        restored = superresolve(model, images, mask=None if mask is None else to_paper(mask) > 0, **common)
+        hr, lr = restored.outputs[0], None
+        summary: dict[str, Any] = {"reports": [r.summary() for r in restored.reports], "unit": "the input's units"}
+    else:
+        emit("STAGE", "synthesizing")
+        result = synthesize(model, images, mask=mask, parameters=job.get("parameters"), **common)
+        hr, lr = result.hr, result.lr
+        summary = {
+            "scales": result.scales,
+            "reports": [r.summary() for r in result.reports],
+            "unit": result.intensity_unit,
+        }
+    sitk.WriteImage(hr, str(partial / OUTPUT_FILES["hr"]), useCompression=True)
+    if lr is not None:
+        sitk.WriteImage(lr, str(partial / OUTPUT_FILES["lr"]), useCompression=True)
     if job.get("reference"):
-        _evaluate(job, folder, result, partial)
-    summary = {"scales": result.scales, "reports": [r.summary() for r in result.reports], "unit": result.intensity_unit}
+        _evaluate(job, folder, hr, lr, partial)
     (partial / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(partial, final)

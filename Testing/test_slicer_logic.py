@@ -30,10 +30,11 @@ from mrsynth.checkpoint import ModelInfo, save_checkpoint  # noqa: E402
 from mrsynth.errors import Cancelled, MRSynthError  # noqa: E402
 from mrsynth.grids import thick_grid  # noqa: E402
 from mrsynth.models import load_model, sha256_of  # noqa: E402
-from mrsynth.networks import HighResNet  # noqa: E402
+from mrsynth.networks import MRSR  # noqa: E402
 from mrsynth.simulate import bundled_phantom, simulate  # noqa: E402
 from mrsynth.synthesis import synthesize  # noqa: E402
-from mrsynth.volume_io import same_grid  # noqa: E402
+from mrsynth.thick_slices import slice_axis_of, to_thin  # noqa: E402
+from mrsynth.volume_io import same_grid, to_paper  # noqa: E402
 from MRSynthSlicerLib import registration, volumes  # noqa: E402
 from MRSynthSlicerLib.models import no_model_message  # noqa: E402
 from SuperResolutionLib.logic import SuperResolutionLogic  # noqa: E402
@@ -201,31 +202,34 @@ def test_model_choices_follow_the_registry_task():
 
 @pytest.fixture
 def sr_registry(tmp_path, monkeypatch):
-    """A tiny super-resolution-like model (HighResNet, 1 input, not High-to-low) in a site registry."""
+    """A tiny MRSR model (x4, any slice axis) in a site registry."""
     torch.manual_seed(0)
+    arguments = {"in_channels": 1, "out_channels": 1, "depth": 3, "width": 4}
     info = ModelInfo(
         name="tiny-sr",
-        architecture="HighResNet",
-        arguments={"in_channels": 1, "out_channels": 1, "width": 2, "blocks_per_stage": 1},
-        inputs=["TSE_thick"],
-        output="TSE_T1w",
+        architecture="MRSR",
+        arguments=arguments,
+        inputs=["thick-slice image (any contrast)"],
+        output="thick-slice image (any contrast)",
         voxel_size=[1.0, 1.0, 1.0],
-        patch=[24, 24, 16],
-        stride=[18, 18, 8],
-        approach="low-to-low",
-        slice_factor=1,
+        patch=[32, 32, 32],
+        stride=[16, 16, 16],
+        approach="residual-on-interpolation",
+        task="super-resolution",
+        slice_factor=4,
+        slice_axis="any",
     )
-    path = save_checkpoint(tmp_path / "tiny-sr.pt", HighResNet(in_channels=1, width=2, blocks_per_stage=1), info)
+    path = save_checkpoint(tmp_path / "tiny-sr.pt", MRSR(**arguments), info)
     entry = {
         "name": "tiny-sr",
         "version": "1",
         "task": "super-resolution",
-        "inputs": ["TSE_thick"],
-        "output": "TSE_T1w",
+        "inputs": info.inputs,
+        "output": info.output,
         "voxel_size": [1.0, 1.0, 1.0],
         "orientation": "any",
-        "patch": [24, 24, 16],
-        "stride": [18, 18, 8],
+        "patch": [32, 32, 32],
+        "stride": [16, 16, 16],
         "mode": "fast",
         "file": path.name,
         "sha256": sha256_of(path),
@@ -257,8 +261,12 @@ def test_super_resolution_restores_the_thin_grid(sr_registry, subject):
     sim = simulate(bundled_phantom()[60:108, 60:108, 70:102], "brainweb", seed=2)
     thick = volumes.add_volume(scene, sim["TSE_thick"], "TSE_thick")
     reference = volumes.add_volume(scene, sim["TSE_HR"], "TSE_HR")
-    outputs = logic.process(thick, sr_registry, referenceVolume=reference, flipAverage=False)
-    assert same_grid(volumes.image_from_node(outputs.volume), sim["TSE_HR"], tol=1e-6)
+    outputs = logic.process(thick, sr_registry, referenceVolume=reference)
+    restored = volumes.image_from_node(outputs.volume)
+    assert same_grid(restored, sim["TSE_HR"], tol=1e-6)  # four thin slices per thick one, where the truth lies
+    # an untrained (zero-residual) MRSR returns the cubic interpolation, in the input's units
+    expected = to_thin(to_paper(sim["TSE_thick"]), slice_axis_of(sim["TSE_thick"]), 4)
+    np.testing.assert_allclose(to_paper(restored), expected, rtol=1e-4, atol=1e-3 * float(expected.max()))
     assert outputs.lrVolume is None
     assert set(volumes.table_values(outputs.metricsTable)) == {"body"}
 

@@ -27,7 +27,7 @@ import SimpleITK as sitk
 from .checkpoint import LoadedModel
 from .errors import MRSynthError
 from .files import atomic_path
-from .inference import InferenceOptions, InferenceReport, Progress, infer
+from .inference import InferenceOptions, InferenceReport, Progress, infer, resolve_device
 from .masks import body_mask, normalise_p99
 from .thick_slices import (
     AXIS_NAMES,
@@ -81,10 +81,15 @@ def superresolve(
     slice_axis: str | int | None = None,
     mask: np.ndarray | None = None,
     options: InferenceOptions | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     progress: Progress | None = None,
+    flip_average: bool = True,
 ) -> SuperResolutionResult:
-    """Thick-slice volumes (same grid) -> thin-slice volumes on ``thin_grid``, in the inputs' units."""
+    """Thick-slice volumes (same grid) -> thin-slice volumes on ``thin_grid``, in the inputs' units.
+
+    ``flip_average`` also runs the volume mirrored across the slice (an augmentation the network was
+    trained with, so an equally valid prediction) and averages the two.
+    """
     check_model(model)
     if not images:
         raise MRSynthError("no input volume: give one or more thick-slice volumes")
@@ -99,7 +104,14 @@ def superresolve(
     grid = thin_grid(images[0], int(model.info.slice_factor), axis)
     _warn_voxel_size(grid, model)
     outputs, interpolated, reports = superresolve_arrays(
-        model, [to_paper(image) for image in images], axis, mask=mask, options=options, device=device, progress=progress
+        model,
+        [to_paper(image) for image in images],
+        axis,
+        mask=mask,
+        options=options,
+        device=device,
+        progress=progress,
+        flip_average=flip_average,
     )
     return SuperResolutionResult(
         outputs=[from_paper(o.astype(np.float32), grid) for o in outputs],
@@ -116,8 +128,9 @@ def superresolve_arrays(
     *,
     mask: np.ndarray | None = None,
     options: InferenceOptions | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     progress: Progress | None = None,
+    flip_average: bool = True,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[InferenceReport]]:
     """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units."""
     channels = int(model.info.arguments.get("in_channels", 1))
@@ -126,15 +139,28 @@ def superresolve_arrays(
     scaled = [normalise_p99(a, body) for a in arrays]
     low = np.stack([to_thin(a, axis, factor) for a, _ in scaled])
     options = options or InferenceOptions()
+    device = resolve_device(device)
+    network = model.network.to(device).eval()
     groups = [list(range(len(arrays)))] if channels == len(arrays) else [[i] for i in range(len(arrays))]
     outputs, reports = [], []
     turned = np.moveaxis(low, axis + 1, NETWORK_SLICE_AXIS + 1)
-    for group in groups:
-        run = infer(np.ascontiguousarray(turned[group]), model.network, options, patch=model.info.patch,
-                    stride=model.info.stride, device=device, progress=progress)  # fmt: skip
-        hr = np.moveaxis(run.hr, NETWORK_SLICE_AXIS + 1, axis + 1)
-        outputs += [hr[i] * scaled[g][1] for i, g in enumerate(group)]
+    runs = [(group, mirror) for group in groups for mirror in ((False, True) if flip_average else (False,))]
+    sums: dict[int, np.ndarray] = {}
+    for done, (group, mirror) in enumerate(runs):
+
+        def report(step: int, total: int, done: int = done) -> None:
+            if progress is not None:
+                progress(step + done * total, len(runs) * total)
+
+        x = turned[group][..., ::-1] if mirror else turned[group]  # the last axis lies in the slice plane
+        run = infer(np.ascontiguousarray(x), network, options, patch=model.info.patch,
+                    stride=model.info.stride, device=device, progress=report)  # fmt: skip
+        hr = run.hr[..., ::-1] if mirror else run.hr
+        for i, g in enumerate(group):
+            sums[g] = sums.get(g, 0) + hr[i]
         reports.append(run.report)
+    passes = 2 if flip_average else 1
+    outputs = [np.moveaxis(sums[g] / passes, NETWORK_SLICE_AXIS, axis) * scaled[g][1] for g in range(len(arrays))]
     return outputs, [low[i] * scaled[i][1] for i in range(len(arrays))], reports
 
 
@@ -172,6 +198,12 @@ def add_superres_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--simulate-thick", action="store_true", help="inputs are thin: make them thick first")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--memory", type=float, default=DEFAULT_MEMORY_GB, help="GB per tile (default 4)")
+    parser.add_argument(
+        "--no-flip-average",
+        dest="flip_average",
+        action="store_false",
+        help="one network pass instead of averaging it with the pass on the mirrored volume (twice as fast)",
+    )
     parser.set_defaults(func=run_superres)
     return parser
 
@@ -199,6 +231,7 @@ def run_superres(args: argparse.Namespace) -> int:
         slice_axis=args.slice_axis,
         options=InferenceOptions(memory_gb=args.memory),
         device=args.device,
+        flip_average=args.flip_average,
     )
     for image, path in zip(result.outputs + result.interpolated, outputs + interpolated):
         with atomic_path(path) as tmp:

@@ -15,14 +15,15 @@ class SuperResolutionLogic(SynthesisLogic):
         logic = SuperResolutionLogic()
         out = logic.process(thickVolume, "superres-x4-sim", referenceVolume=thinVolume)
 
-    The input is resampled to the model's voxel size (``targetSpacing``) before the network runs.
+    The slice axis is read from the input's geometry (its largest spacing); the output has the model's
+    slice factor times more slices along it (``mrsynth.superres.superresolve``), in the input's units.
     """
 
     TASK = SUPER_RESOLUTION
     MODULE_NAME = "SuperResolution"
 
     def targetSpacing(self, model: str) -> list[float]:
-        """The voxel size (SI, AP, LR, mm) the model restores, from the registry."""
+        """The voxel size (SI, AP, LR, mm) of the model's training volumes, from the registry."""
         for choice in self.modelChoices():
             if choice.name == model:
                 return choice.voxel_size
