@@ -87,7 +87,7 @@ def superresolve(
 ) -> SuperResolutionResult:
     """Thick-slice volumes (same grid) -> thin-slice volumes on ``thin_grid``, in the inputs' units.
 
-    ``flip_average`` also runs the volume mirrored across the slice (an augmentation the network was
+    ``flip_average`` also runs the volume mirrored within the slice plane (an augmentation the network was
     trained with, so an equally valid prediction) and averages the two.
     """
     check_model(model)

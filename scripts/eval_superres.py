@@ -170,7 +170,7 @@ def native_figure(model, out: Path) -> list[dict]:
     from mrsynth.superres import superresolve
 
     found = []
-    for name in ("t1", "fla"):
+    for name in ("t1", "t2", "fla"):
         paths = sorted(glob.glob(str(SHARED / "tcga_du7294_native" / f"*{name}*.nii.gz")))
         if not paths:
             continue
