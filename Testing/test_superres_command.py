@@ -94,7 +94,7 @@ def test_flip_average_is_the_mean_of_the_pass_and_the_mirrored_pass(tmp_path):
         model.network.head.weight.normal_(std=0.1)
     thick = np.random.default_rng(1).random((20, 18, 5)).astype(np.float32) + 1.0  # slices along LR
     one = superresolve_arrays(model, [thick], 2, flip_average=False)[0][0]
-    mirrored = superresolve_arrays(model, [thick[:, ::-1].copy()], 2, flip_average=False)[0][0][:, ::-1]
+    mirrored = superresolve_arrays(model, [thick[..., ::-1].copy()], 2, flip_average=False)[0][0][..., ::-1]
     assert not np.allclose(one, mirrored, atol=1e-3)  # the network is not symmetric: the passes differ
     averaged = superresolve_arrays(model, [thick], 2)[0][0]
     np.testing.assert_allclose(averaged, (one + mirrored) / 2, atol=1e-5)

@@ -53,6 +53,10 @@ SR_DEFAULTS: dict[str, Any] = {
 }
 
 
+SINGLE_CONTRAST_INPUT = "thick-slice image (any contrast)"
+SINGLE_CONTRAST_OUTPUT = "thin-slice image (same contrast)"
+
+
 class SRCase:
     """One subject's thin volumes [C, SI, AP, LR], each divided by its 99th percentile in the mask."""
 
@@ -218,16 +222,18 @@ class SRTrainer(Trainer):
     def model_info(self) -> ModelInfo:
         data = self.config["data"]
         contrasts = list(data["contrasts"])
-        names = contrasts if data["joint_contrasts"] else ["thick-slice image (any contrast)"]
+        joint = data["joint_contrasts"]
+        inputs = [f"{n} (thick)" for n in contrasts] if joint else [SINGLE_CONTRAST_INPUT]
+        outputs = contrasts if joint else [SINGLE_CONTRAST_OUTPUT]
         axes = [AXIS_NAMES[parse_axis(a)] for a in self.config["slice_axes"]]
         return ModelInfo(
             name=str(self.config["name"]),
             version=str(self.config["version"]),
             architecture=self.config["model"]["architecture"],
             arguments=self.arguments,
-            inputs=[f"{n} (thick)" for n in names] if data["joint_contrasts"] else names,
-            output=names[0],
-            outputs=names,
+            inputs=inputs,
+            output=outputs[0],
+            outputs=outputs,
             voxel_size=self.voxel_size,
             patch=list(self.patch),
             stride=[int(s) for s in self.config["stride"]],
