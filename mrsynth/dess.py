@@ -60,17 +60,21 @@ def tissue_dess(spec: dict, protocol: dict = DESS_PROTOCOL) -> dict[str, np.ndar
     }
 
 
-def simulate_dess(labels: np.ndarray, atlas: str, spec: dict, protocol: dict = DESS_PROTOCOL) -> dict[str, np.ndarray]:
-    """Noise-free DESS echoes (with the simulator's point-spread), T1 map and tissue indices of a label map."""
-    tissues = tissue_map(labels, atlas, spec)
+def dess_maps(tissues: np.ndarray, spec: dict, protocol: dict = DESS_PROTOCOL) -> dict[str, np.ndarray]:
+    """Noise-free DESS echoes (with the simulator's point-spread) and the true T1 map of a tissue-index map."""
     table = tissue_dess(spec, protocol)
     psf = spec["acquisition"]["psf_sigma_voxels"]
     return {
         "S1": _blur(table["S1"].astype(np.float32)[tissues], psf),
         "S2": _blur(table["S2"].astype(np.float32)[tissues], psf),
         "T1": table["T1"].astype(np.float32)[tissues],
-        "tissues": tissues,
     }
+
+
+def simulate_dess(labels: np.ndarray, atlas: str, spec: dict, protocol: dict = DESS_PROTOCOL) -> dict[str, np.ndarray]:
+    """``dess_maps`` of a label map, with its tissue indices."""
+    tissues = tissue_map(labels, atlas, spec)
+    return {**dess_maps(tissues, spec, protocol), "tissues": tissues}
 
 
 def estimate_t2(s1: np.ndarray, s2: np.ndarray, t1: np.ndarray | float, protocol: dict = DESS_PROTOCOL) -> np.ndarray:

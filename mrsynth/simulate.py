@@ -323,6 +323,7 @@ def simulate(
     crop_to_head: bool = False,
     spec: dict | None = None,
     ct: bool = False,
+    dess: bool = False,
 ) -> dict[str, sitk.Image]:
     """Simulate GE inputs, thick-slice TSE targets and their high-resolution truth from a label map.
 
@@ -334,7 +335,9 @@ def simulate(
     GE noise is added per echo on the high-resolution grid; TSE noise on the thick grid, its sigma
     from the noise-free thick image inside the thick head mask (slabs holding any head voxel).
     With ``ct`` a ``CT`` in Hounsfield units (``ct.simulate_ct``, its own random stream, so the MR
-    outputs are the same with or without it) is added on the high-resolution grid.
+    outputs are the same with or without it) is added on the high-resolution grid. With ``dess``
+    the noise-free dual-echo steady-state echoes ``DESS_S1``, ``DESS_S2`` and the true T1 map
+    ``DESS_T1`` (ms, for T2 estimation; ``dess.dess_maps``) are added on the high-resolution grid.
     Outputs are float32 images and uint8 masks; with ``out_dir`` they are written there as
     ``<NAME>.nii.gz`` with ``simulation.json`` recording every parameter used.
     """
@@ -359,6 +362,10 @@ def simulate(
     if ct:
         ct_rng = np.random.default_rng([seed, 4])  # apart from the MR stream, which stays as it was
         outputs["CT"] = simulate_ct(tissues, tissue_names(spec), paper_spacing(image), ct_rng)
+    if dess:
+        from .dess import dess_maps  # imported here: dess builds on this module's tissue maps
+
+        outputs.update({f"DESS_{name}": array for name, array in dess_maps(tissues, spec).items()})
     thick = thick_grid(image, factor)
     images = {name: from_paper(array, thick if name.endswith("_thick") else image) for name, array in outputs.items()}
     if folder is not None:
@@ -468,6 +475,11 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="also write CT.nii.gz, a CT in Hounsfield units of the same anatomy (resources/ct_hu.json)",
     )
+    parser.add_argument(
+        "--dess",
+        action="store_true",
+        help="also write DESS_S1, DESS_S2 (noise-free dual-echo steady-state echoes) and DESS_T1 (true T1, ms)",
+    )
     parser.set_defaults(func=run_simulate)
     return parser
 
@@ -484,6 +496,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         slice_profile=args.slice_profile,
         crop_to_head=args.crop_to_head,
         ct=args.ct,
+        dess=args.dess,
     )
     out_dir = Path(args.out_dir)
     for name, image in images.items():
