@@ -5,10 +5,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 
 from mrsynth.checkpoint import load_checkpoint
 from mrsynth.cli import main
-from mrsynth.sr_training import SRSampler, patch_corners, simulate_patch
+from mrsynth.errors import MRSynthError
+from mrsynth.sr_training import SRSampler, echo_ratio_loss, patch_corners, simulate_patch
 from mrsynth.thick_slices import make_thick, to_thin
 
 
@@ -85,3 +87,34 @@ def test_bad_settings_are_named(tmp_path, bad, capsys):
     args = ["train", "--task", "superres", "--run-dir", str(tmp_path / "run"), "--set", f"data.train=[{case}]"]
     assert main([*args, "--set", bad, "--set", "device=cpu"]) == 2
     assert "slice" in capsys.readouterr().err
+
+
+def test_echo_ratio_loss_is_zero_only_when_the_echo_ratio_is_right():
+    torch.manual_seed(0)
+    target = torch.rand(2, 2, 4, 4, 4) + 0.1
+    assert float(echo_ratio_loss(target, target)) == 0.0
+    # both echoes off by the same factor per voxel: the ratio, and so T2, is right
+    scaled = target * (1 + 0.3 * torch.rand(2, 1, 4, 4, 4))
+    assert float(echo_ratio_loss(scaled, target)) == pytest.approx(0.0, abs=1e-12)
+    assert float(torch.nn.functional.mse_loss(scaled, target)) > 1e-3
+    # one echo off: the ratio is wrong; the value is the mean of (o2 t1 - o1 t2)^2
+    wrong = target.clone()
+    wrong[:, 0] *= 1.1
+    expected = torch.mean((0.1 * target[:, 0] * target[:, 1]) ** 2)
+    assert float(echo_ratio_loss(wrong, target)) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(MRSynthError, match="two-echo"):
+        echo_ratio_loss(target[:, :1], target[:, :1])
+
+
+def test_echo_ratio_weight_needs_a_two_echo_model(tmp_path, capsys):
+    case = _case(tmp_path / "c", 0)
+    args = ["train", "--task", "superres", "--run-dir", str(tmp_path / "run"), "--set", f"data.train=[{case}]",
+            "--set", "echo_ratio_weight=10", "--set", "device=cpu"]  # fmt: skip
+    assert main(args) == 2
+    assert "two-echo model" in capsys.readouterr().err
+    two_echoes = ["--set", "data.contrasts=[TSE_HR, TSE_T2_HR]", "--set", "data.joint_contrasts=true",
+                  "--set", "model.depth=3", "--set", "model.width=4", "--set", "iterations=2", "--set", "batch_size=2",
+                  "--set", "epoch_patches=2"]  # fmt: skip
+    assert main([*args, *two_echoes]) == 0
+    info = load_checkpoint(tmp_path / "run" / "model.pt").info
+    assert info.arguments["in_channels"] == 2 and info.training["config"]["echo_ratio_weight"] == 10

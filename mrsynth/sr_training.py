@@ -11,7 +11,9 @@ the network's first spatial axis, as ``superres`` does at inference: one task to
 one per axis. The loss is L2 between the network output
 (interpolated input + residual) and the thin patch. With ``data.joint_contrasts`` false every
 contrast is a separate single-channel sample (a single-contrast model trained on several
-contrasts); with true they are the channels of one multi-contrast sample.
+contrasts); with true they are the channels of one multi-contrast sample. For a two-echo model
+(DESS S1, S2), ``echo_ratio_weight`` adds ``echo_ratio_loss``, which keeps the echoes' ratio (and so
+T2) right.
 """
 
 from __future__ import annotations
@@ -49,12 +51,27 @@ SR_DEFAULTS: dict[str, Any] = {
     "iterations": 1000,
     "epoch_patches": 400,
     "val_patches": 64,
+    "echo_ratio_weight": 0.0,
     **RUN_DEFAULTS,
 }
 
 
 SINGLE_CONTRAST_INPUT = "thick-slice image (any contrast)"
 SINGLE_CONTRAST_OUTPUT = "thin-slice image (same contrast)"
+
+
+def echo_ratio_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared cross-product ``o2 t1 - o1 t2`` of two-channel (S1, S2) batches [B, 2, ...].
+
+    It is zero exactly where the output's echo ratio equals the target's, whatever errors both echoes
+    share in proportion. T2 from DESS is a function of S2 / S1 (``dess.estimate_t2``). L2 alone lets the
+    echoes err independently, and in CSF, where S1 is dim and T2 long, that moves the ratio far more
+    than the images. This term is our addition to paper 003, which trained with L2 only. The
+    cross-product needs no division, so it stays finite where the echoes near zero.
+    """
+    if output.shape[1] != 2 or target.shape != output.shape:
+        raise MRSynthError(f"the echo-ratio loss needs two-echo batches [B, 2, ...], not {tuple(output.shape)}")
+    return torch.mean((output[:, 1] * target[:, 0] - output[:, 0] * target[:, 1]) ** 2)
 
 
 class SRCase:
@@ -200,6 +217,12 @@ class SRTrainer(Trainer):
         self.val_cases = [SRCase(d, contrasts, data["mask"]) for d in _case_dirs(data["val"], "val")]
         self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
         channels = len(contrasts) if data["joint_contrasts"] else 1
+        self.echo_ratio_weight = float(config["echo_ratio_weight"])
+        if self.echo_ratio_weight and channels != 2:
+            raise MRSynthError(
+                "echo_ratio_weight needs a two-echo model: set data.joint_contrasts=true and two data.contrasts "
+                "(e.g. [DESS_S1, DESS_S2]), or echo_ratio_weight=0"
+            )
         model = config["model"]
         self.arguments = {
             "in_channels": channels,
@@ -215,9 +238,14 @@ class SRTrainer(Trainer):
         return SRSampler(cases, self.config, rng)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
-        """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed)."""
+        """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed), plus
+        ``echo_ratio_weight`` times the echo-ratio loss."""
         xt, yt = self._on_device(x, y, flip)
-        return torch.nn.functional.mse_loss(self.network(xt), yt)
+        output = self.network(xt)
+        loss = torch.nn.functional.mse_loss(output, yt)
+        if self.echo_ratio_weight:
+            loss = loss + self.echo_ratio_weight * echo_ratio_loss(output, yt)
+        return loss
 
     def model_info(self) -> ModelInfo:
         data = self.config["data"]
