@@ -22,7 +22,7 @@ from mrsynth.errors import Cancelled, MRSynthError
 
 from . import volumes
 from .runner import ChildRun, child_environment, worker_command
-from .worker import METRICS_FILE, OUTPUT_FILES
+from .worker import METRICS_FILE, OUTPUT_FILES, more_output_file
 
 OUTPUT_DIR = "outputs"
 RE_WINDOW = (0.0, 0.5)
@@ -31,9 +31,11 @@ DSSIM_WINDOW = (0.0, 0.5)
 
 @dataclass
 class SynthesisOutputs:
-    """What a finished run put into the scene."""
+    """What a finished run put into the scene (``moreVolumes``: a multi-contrast super-resolution model's
+    outputs for its second and further inputs, in order)."""
 
     volume: Any
+    moreVolumes: list[Any] = field(default_factory=list)
     lrVolume: Any = None
     reMap: Any = None
     dssimMap: Any = None
@@ -215,6 +217,7 @@ class SynthesisLogic:
             raise
         nodes = {
             "input": inputVolumes[0],
+            "inputs": list(inputVolumes),
             "reference": referenceVolume,
             "volume": outputVolume,
             "lrVolume": outputLRVolume,
@@ -241,6 +244,12 @@ class SynthesisLogic:
             # the node itself, bit for bit, rather than through a file's text header.
             volumes.copy_geometry(volume, nodes["input"])
         outputs = SynthesisOutputs(volume=volume)
+        index = 2
+        while (folder / more_output_file(index)).is_file():  # a multi-contrast model's further outputs
+            image = sitk.ReadImage(str(folder / more_output_file(index)))
+            name = f"{nodes['inputs'][index - 1].GetName()}_{Path(nodes['model']).stem}_HR"
+            outputs.moreVolumes.append(volumes.add_volume(scene, image, name))
+            index += 1
         if (folder / OUTPUT_FILES["lr"]).is_file():
             lr = sitk.ReadImage(str(folder / OUTPUT_FILES["lr"]))
             outputs.lrVolume = volumes.add_volume(scene, lr, self.outputName(nodes, "LR"), nodes["lrVolume"])

@@ -27,6 +27,11 @@ OUTPUT_FILES = {"hr": "hr.nrrd", "lr": "lr.nrrd", "re_map": "re.nrrd", "dssim_ma
 METRICS_FILE = "metrics.json"
 
 
+def more_output_file(index: int) -> str:
+    """The file of a multi-contrast super-resolution model's output ``index`` (2, 3 ...); the first is hr.nrrd."""
+    return f"hr{index}.nrrd"
+
+
 def emit(kind: str, text: str) -> None:
     print(f"{kind} {text}", flush=True)
 
@@ -97,7 +102,9 @@ def run(job_file: Path) -> None:
     if job.get("task") == "super-resolution":
         emit("STAGE", "super-resolving")
         restored = superresolve(model, images, mask=None if mask is None else to_paper(mask) > 0, **common)
-        hr, lr = restored.outputs[0], None
+        (hr, *more), lr = restored.outputs, None
+        for i, image in enumerate(more, start=2):  # a multi-contrast model restores every input
+            sitk.WriteImage(image, str(partial / more_output_file(i)), useCompression=True)
         summary: dict[str, Any] = {"reports": [r.summary() for r in restored.reports], "unit": "the input's units"}
     else:
         emit("STAGE", "synthesizing")

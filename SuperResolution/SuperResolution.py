@@ -44,6 +44,7 @@ class SuperResolutionParameterNode:
 
     model: str = ""
     inputVolume: vtkMRMLScalarVolumeNode
+    inputVolume2: vtkMRMLScalarVolumeNode
     reference: vtkMRMLScalarVolumeNode
     bodyMask: vtkMRMLVolumeNode
     preset: Annotated[str, Choice(["fast", "paper", "smooth", "custom"])] = "fast"
@@ -56,7 +57,8 @@ class SuperResolutionParameterNode:
 
 
 class SuperResolutionWidget(SynthesisWidget):
-    """The panel: model with its target slice spacing, thick input, optional reference, options, output."""
+    """The panel: model with its target slice spacing, thick input (two for a two-contrast model such as
+    superres-x4-dess-sim), optional reference, options, output."""
 
     LOGIC_CLASS = SuperResolutionLogic
     PARAMETER_NODE_CLASS = SuperResolutionParameterNode
@@ -64,16 +66,28 @@ class SuperResolutionWidget(SynthesisWidget):
     def updateInputsForModel(self, choice: Any) -> None:
         si, ap, lr = choice.voxel_size
         self.ui.targetSpacingLabel.setText(f"{si:g} x {ap:g} x {lr:g} mm (SI x AP x LR)")
+        two = len(choice.inputs) == 2
+        self.ui.inputLabel.setText(f"{choice.inputs[0]}:" if two else "Thick-slice input:")
+        self.ui.inputLabel2.setText(f"{choice.inputs[1]}:" if two else "Second input:")
+        self.ui.inputLabel2.setVisible(two)
+        self.ui.inputSelector2.setVisible(two)
+
+    def _inputs(self) -> list[Any]:
+        p = self._parameterNode
+        return [p.inputVolume, p.inputVolume2][: len(self.currentChoice().inputs)]
 
     def missingInput(self) -> str | None:
         reason = super().missingInput()
         if reason:
             return reason
-        return "select the thick-slice input volume" if self._parameterNode.inputVolume is None else None
+        for name, node in zip(self.currentChoice().inputs, self._inputs()):
+            if node is None:
+                return f"select the {name} volume"
+        return None
 
     def processArguments(self) -> dict[str, Any]:
         arguments = super().processArguments()
-        arguments["inputVolume"] = self._parameterNode.inputVolume
+        arguments["inputVolume"] = self._inputs()
         return arguments
 
 

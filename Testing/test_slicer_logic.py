@@ -201,17 +201,17 @@ def test_model_choices_follow_the_registry_task():
 # --- super-resolution -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def sr_registry(tmp_path, monkeypatch):
-    """A tiny MRSR model (x4, any slice axis) in a site registry."""
+def _tiny_sr_entry(folder, name: str, inputs: list[str], outputs: list[str]) -> dict:
+    """A tiny untrained MRSR (x4, any slice axis) taking ``inputs``, saved in ``folder``, and its registry entry."""
     torch.manual_seed(0)
-    arguments = {"in_channels": 1, "out_channels": 1, "depth": 3, "width": 4}
+    arguments = {"in_channels": len(inputs), "out_channels": len(outputs), "depth": 3, "width": 4}
     info = ModelInfo(
-        name="tiny-sr",
+        name=name,
         architecture="MRSR",
         arguments=arguments,
-        inputs=["thick-slice image (any contrast)"],
-        output="thin-slice image (same contrast)",
+        inputs=inputs,
+        output=outputs[0],
+        outputs=outputs,
         voxel_size=[1.0, 1.0, 1.0],
         patch=[32, 32, 32],
         stride=[16, 16, 16],
@@ -220,13 +220,13 @@ def sr_registry(tmp_path, monkeypatch):
         slice_factor=4,
         slice_axis="any",
     )
-    path = save_checkpoint(tmp_path / "tiny-sr.pt", MRSR(**arguments), info)
-    entry = {
-        "name": "tiny-sr",
+    path = save_checkpoint(folder / f"{name}.pt", MRSR(**arguments), info)
+    return {
+        "name": name,
         "version": "1",
         "task": "super-resolution",
-        "inputs": info.inputs,
-        "output": info.output,
+        "inputs": inputs,
+        "output": outputs[0],
         "voxel_size": [1.0, 1.0, 1.0],
         "orientation": "any",
         "patch": [32, 32, 32],
@@ -236,10 +236,17 @@ def sr_registry(tmp_path, monkeypatch):
         "sha256": sha256_of(path),
         "size": path.stat().st_size,
         "licence": "Apache-2.0",
-        "card_text": "# tiny-sr\n\nA test model.",
+        "card_text": f"# {name}\n\nA test model.",
     }
+
+
+@pytest.fixture
+def sr_registry(tmp_path, monkeypatch):
+    """A site registry with a tiny single-contrast MRSR ("tiny-sr") and a two-contrast one ("tiny-sr-2")."""
+    single = _tiny_sr_entry(tmp_path, "tiny-sr", ["thick-slice image (any contrast)"], ["thin-slice image"])
+    double = _tiny_sr_entry(tmp_path, "tiny-sr-2", ["T1w (thick)", "T2w (thick)"], ["T1w", "T2w"])
     registry = tmp_path / "registry.json"
-    registry.write_text(json.dumps({"schema_version": 2, "models": [entry]}))
+    registry.write_text(json.dumps({"schema_version": 2, "models": [single, double]}))
     monkeypatch.setenv("MRSYNTH_REGISTRY", str(registry))
     return "tiny-sr"
 
@@ -269,8 +276,27 @@ def test_super_resolution_restores_the_thin_grid(sr_registry, subject):
     # an untrained (zero-residual) MRSR returns the cubic interpolation, in the input's units
     expected = to_thin(to_paper(sim["TSE_thick"]), slice_axis_of(sim["TSE_thick"]), 4)
     np.testing.assert_allclose(to_paper(restored), expected, rtol=1e-4, atol=1e-3 * float(expected.max()))
-    assert outputs.lrVolume is None
+    assert outputs.lrVolume is None and outputs.moreVolumes == []
     assert set(volumes.table_values(outputs.metricsTable)) == {"body"}
+
+
+def test_a_two_contrast_model_restores_both_inputs(sr_registry, subject):
+    scene = slicer.vtkMRMLScene()
+    logic = SuperResolutionLogic(scene)
+    sim = simulate(bundled_phantom()[60:108, 60:108, 70:102], "brainweb", seed=2)
+    t1 = volumes.add_volume(scene, sim["TSE_thick"], "T1w_thick")
+    t2 = volumes.add_volume(scene, sim["TSE_T2_thick"], "T2w_thick")
+    outputs = logic.process([t1, t2], "tiny-sr-2")
+    assert len(outputs.moreVolumes) == 1 and outputs.moreVolumes[0].GetName() == "T2w_thick_tiny-sr-2_HR"
+    axis = slice_axis_of(sim["TSE_thick"])
+    for node, thick in ((outputs.volume, sim["TSE_thick"]), (outputs.moreVolumes[0], sim["TSE_T2_thick"])):
+        restored = volumes.image_from_node(node)
+        assert same_grid(restored, sim["TSE_T2_HR"], tol=1e-6)
+        # untrained (zero residual): each output is its own input's cubic interpolation, in its units
+        expected = to_thin(to_paper(thick), axis, 4)
+        np.testing.assert_allclose(to_paper(restored), expected, rtol=1e-4, atol=1e-3 * float(expected.max()))
+    with pytest.raises(MRSynthError, match="takes 2 contrasts"):
+        logic.process(t1, "tiny-sr-2")
 
 
 # --- registration -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""``SuperResolutionLogic``: restore thin slices from a thick-slice volume node."""
+"""``SuperResolutionLogic``: restore thin slices from a thick-slice volume node (or several, for a
+multi-contrast model)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mrsynth.errors import MRSynthError
@@ -17,6 +19,9 @@ class SuperResolutionLogic(SynthesisLogic):
 
     The slice axis is read from the input's geometry (its largest spacing); the output has the model's
     slice factor times more slices along it (``mrsynth.superres.superresolve``), in the input's units.
+    A multi-contrast model (e.g. ``superres-x4-dess-sim``) takes a list of volumes on one grid, in its
+    input order, and restores them together: the first output is ``volume``, the others
+    ``moreVolumes``.
     """
 
     TASK = SUPER_RESOLUTION
@@ -30,8 +35,10 @@ class SuperResolutionLogic(SynthesisLogic):
         known = [choice.name for choice in self.modelChoices()]
         raise MRSynthError(no_model_message(self.TASK) if not known else f"{model} is not a {self.TASK} model")
 
-    def process(self, inputVolume: Any, model: str, **kwargs: Any) -> SynthesisOutputs | SynthesisJob:  # type: ignore[override]
-        """Run the super-resolution ``model`` on one thick-slice volume; options as ``SynthesisLogic.process``."""
+    def process(self, inputVolume: Any | Sequence[Any], model: str, **kwargs: Any) -> SynthesisOutputs | SynthesisJob:  # type: ignore[override]
+        """Run the super-resolution ``model`` on a thick-slice volume (or a list, one per model input);
+        options as ``SynthesisLogic.process``."""
         if kwargs.pop("outputLRVolume", None) is not None:
             raise MRSynthError("super-resolution has no thick-slice output: drop outputLRVolume")
-        return super().process([inputVolume], model, **kwargs)
+        inputs = list(inputVolume) if isinstance(inputVolume, (list, tuple)) else [inputVolume]
+        return super().process(inputs, model, **kwargs)
