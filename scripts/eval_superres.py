@@ -120,15 +120,42 @@ def real_cases(files: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return cases
 
 
-def dess_table(models: dict, factor: int, labels: list[tuple[str, str]]) -> dict:
+def dess_figure(t2: dict, path: Path, title: str) -> str:
+    """T2 maps of one subject on an axial cut (LR, the thick axis, runs across) and their error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    cut = t2["GT"].shape[0] // 2
+    fig = Figure(figsize=(3 * len(t2), 6))
+    for col, (name, volume) in enumerate(t2.items()):
+        for row, (image, cmap, limits) in enumerate(
+            ((volume[cut], "magma", (0, 350)), (volume[cut] - t2["GT"][cut], "coolwarm", (-100, 100)))
+        ):
+            if row and name == "GT":
+                continue
+            ax = fig.add_subplot(2, len(t2), row * len(t2) + col + 1)
+            shown = ax.imshow(np.nan_to_num(image), cmap=cmap, vmin=limits[0], vmax=limits[1], origin="lower")
+            ax.set_title(f"{name}: {'T2 (ms)' if row == 0 else 'minus GT (ms)'}", fontsize=9)
+            ax.axis("off")
+            fig.colorbar(shown, ax=ax, fraction=0.04)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    return str(path)
+
+
+def dess_table(models: dict, factor: int, labels: list[tuple[str, str]], out: Path) -> dict:
     """Table 2: per subject and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC over all rows.
 
     A model with two inputs (``mrsynth transfer``, fine-tuned on DESS) restores both echoes together;
-    a single-contrast one restores each echo alone.
+    a single-contrast one restores each echo alone. Each echo's pSNR inside the head is kept too, and
+    the first subject's T2 maps are drawn.
     """
     spec = load_spec()
     axis = 2
-    rows = []
+    rows, quality = [], []
     for path, atlas in labels:
         array = to_paper(read_labels(path)).astype(np.int64)
         array = array[crop_box(array > 0)]
@@ -145,10 +172,15 @@ def dess_table(models: dict, factor: int, labels: list[tuple[str, str]]) -> dict
         t2.update({method: estimate_t2(s1, s2, dess["T1"]) for method, (s1, s2) in echoes.items()})
         core = ndimage.binary_erosion(head, iterations=2)
         means = {m: region_t2(v, dess["tissues"], spec, REGIONS, core) for m, v in t2.items()}
+        subject = Path(path).name.split(".")[0]
         for region in REGIONS:
-            rows.append({"subject": Path(path).name.split(".")[0], "region": region,
-                         **{m: means[m][region] for m in means}})  # fmt: skip
-        print(path, {m: {r: round(v, 1) for r, v in means[m].items()} for m in means}, flush=True)
+            rows.append({"subject": subject, "region": region, **{m: means[m][region] for m in means}})
+        quality.append({"subject": subject, **{m: {e: psnr(v, dess[e], head) for e, v in zip(("S1", "S2"), pair)}
+                                               for m, pair in echoes.items()}})  # fmt: skip
+        print(path, {m: {r: round(v, 1) for r, v in means[m].items()} for m in means}, quality[-1], flush=True)
+        if len(quality) == 1:
+            title = f"{subject}: DESS T2, echoes thick x{factor} along LR (held out)"
+            figure = dess_figure(t2, out / "dess_t2.png", title)
     gt = np.array([r["GT"] for r in rows])
     summary = {}
     for method in (*models, "TCI", "FI"):
@@ -160,7 +192,8 @@ def dess_table(models: dict, factor: int, labels: list[tuple[str, str]]) -> dict
             "diff_mean": float(diff.mean()), "diff_sd": float(diff.std(ddof=1)), "ccc": lins_ccc(gt, values),
         }  # fmt: skip
     summary["GT"] = {"mean": float(gt.mean()), "sd": float(gt.std(ddof=1))}
-    return {"rows": rows, "summary": summary, "slice_axis": "LR", "factor": factor}
+    return {"rows": rows, "summary": summary, "echo_psnr": quality, "figure": figure, "slice_axis": "LR",
+            "factor": factor}  # fmt: skip
 
 
 def native_figure(model, out: Path) -> list[dict]:
@@ -272,7 +305,7 @@ def main() -> None:
         models = {"MRSR": model}
         if args.dess_model:
             models["MRSR-DESS"] = load_checkpoint(args.dess_model)
-        report["dess"] = dess_table(models, factor, labels)
+        report["dess"] = dess_table(models, factor, labels, out)
     if args.native:
         report["native"] = native_figure(model, out)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
