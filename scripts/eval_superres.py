@@ -146,16 +146,33 @@ def dess_figure(t2: dict, path: Path, title: str) -> str:
     return str(path)
 
 
+def agreement(rows: list[dict], methods: tuple[str, ...]) -> dict:
+    """Table 2's last rows: per method, CV % and absolute difference against GT (mean, SD) and Lin's CCC."""
+    gt = np.array([r["GT"] for r in rows])
+    summary = {"GT": {"mean": float(gt.mean()), "sd": float(gt.std(ddof=1))}}
+    for method in methods:
+        values = np.array([r[method] for r in rows])
+        cv, diff = cv_percent(gt, values), np.abs(values - gt)
+        summary[method] = {
+            "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
+            "cv_mean": float(cv.mean()), "cv_sd": float(cv.std(ddof=1)),
+            "diff_mean": float(diff.mean()), "diff_sd": float(diff.std(ddof=1)), "ccc": lins_ccc(gt, values),
+        }  # fmt: skip
+    return summary
+
+
 def dess_table(models: dict, factor: int, labels: list[tuple[str, str]], out: Path) -> dict:
     """Table 2: per subject and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC over all rows.
 
     A model with two inputs (``mrsynth transfer``, fine-tuned on DESS) restores both echoes together;
-    a single-contrast one restores each echo alone. Each echo's pSNR inside the head is kept too, and
-    the first subject's T2 maps are drawn.
+    a single-contrast one restores each echo alone. Region means are taken twice: over each method's
+    own valid T2 voxels (``rows``), and over the voxels where the truth and every method give a T2
+    (``rows_common``), so that no method's mean gains or loses voxels the others left out. Each echo's
+    pSNR inside the head is kept too, and the first subject's T2 maps are drawn.
     """
     spec = load_spec()
     axis = 2
-    rows, quality = [], []
+    rows, common, quality = [], [], []
     for path, atlas in labels:
         array = to_paper(read_labels(path)).astype(np.int64)
         array = array[crop_box(array > 0)]
@@ -172,28 +189,23 @@ def dess_table(models: dict, factor: int, labels: list[tuple[str, str]], out: Pa
         t2.update({method: estimate_t2(s1, s2, dess["T1"]) for method, (s1, s2) in echoes.items()})
         core = ndimage.binary_erosion(head, iterations=2)
         means = {m: region_t2(v, dess["tissues"], spec, REGIONS, core) for m, v in t2.items()}
+        # the same voxels for every method: those where the truth and every method give a T2
+        shared = core & np.all([np.isfinite(v) for v in t2.values()], axis=0)
+        shared_means = {m: region_t2(v, dess["tissues"], spec, REGIONS, shared) for m, v in t2.items()}
         subject = Path(path).name.split(".")[0]
         for region in REGIONS:
             rows.append({"subject": subject, "region": region, **{m: means[m][region] for m in means}})
+            common.append({"subject": subject, "region": region, **{m: shared_means[m][region] for m in means}})
         quality.append({"subject": subject, **{m: {e: psnr(v, dess[e], head) for e, v in zip(("S1", "S2"), pair)}
                                                for m, pair in echoes.items()}})  # fmt: skip
         print(path, {m: {r: round(v, 1) for r, v in means[m].items()} for m in means}, quality[-1], flush=True)
         if len(quality) == 1:
             title = f"{subject}: DESS T2, echoes thick x{factor} along LR (held out)"
             figure = dess_figure(t2, out / "dess_t2.png", title)
-    gt = np.array([r["GT"] for r in rows])
-    summary = {}
-    for method in (*models, "TCI", "FI"):
-        values = np.array([r[method] for r in rows])
-        cv, diff = cv_percent(gt, values), np.abs(values - gt)
-        summary[method] = {
-            "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
-            "cv_mean": float(cv.mean()), "cv_sd": float(cv.std(ddof=1)),
-            "diff_mean": float(diff.mean()), "diff_sd": float(diff.std(ddof=1)), "ccc": lins_ccc(gt, values),
-        }  # fmt: skip
-    summary["GT"] = {"mean": float(gt.mean()), "sd": float(gt.std(ddof=1))}
-    return {"rows": rows, "summary": summary, "echo_psnr": quality, "figure": figure, "slice_axis": "LR",
-            "factor": factor}  # fmt: skip
+    methods = (*models, "TCI", "FI")
+    return {"rows": rows, "summary": agreement(rows, methods), "rows_common": common,
+            "summary_common": agreement(common, methods), "echo_psnr": quality, "figure": figure,
+            "slice_axis": "LR", "factor": factor}  # fmt: skip
 
 
 def native_figure(model, out: Path) -> list[dict]:
