@@ -46,7 +46,7 @@ def model_choices(task: str) -> list[ModelChoice]:
             ModelChoice(
                 entry.name,
                 list(entry.inputs),
-                entry.output,
+                " + ".join(entry.all_outputs),
                 list(entry.voxel_size),
                 entry.card_markdown(),
                 where,

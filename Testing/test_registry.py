@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def test_bundled_registry_follows_its_schema():
     assert entry.bundled and entry.orientation == "any" and entry.mode == "fast" and entry.patch == [56, 56, 32]
     assert sha256_of(entry.path()) == entry.sha256 and "simulated" in entry.card_markdown()
     schema = json.loads((MODELS / "registry.schema.json").read_text())
-    assert set(schema["$defs"]["model"]["properties"]) == set(entry.to_dict()) | {"urls", "card_text", "parameters"}
+    optional = {"urls", "card_text", "parameters", "outputs"}
+    assert set(schema["$defs"]["model"]["properties"]) == set(entry.to_dict()) | optional
 
 
 def test_the_schema_uses_only_keywords_the_checker_knows():
@@ -110,6 +112,8 @@ GOOD = json.loads((MODELS / "registry.json").read_text())
         (lambda r: r["models"][0].update(card_text="inline"), "exactly one of 'card' .a file."),
         (lambda r: r["models"][0].update(colour="blue"), "unknown field 'colour'"),
         (lambda r: r["models"].append(r["models"][0]), "the name gre-to-tse-sim appears twice"),
+        (lambda r: r["models"][0].update(outputs=["TSE"]), "outputs must have at least 2 items, not 1"),
+        (lambda r: r["models"][0].update(outputs=["X", "Y"]), "outputs .* do not start with its output"),
     ],
 )
 def test_invalid_registries_are_refused_clearly(change, message):
@@ -149,8 +153,24 @@ def test_registry_entry_must_agree_with_its_checkpoint(env, tmp_path, monkeypatc
     wrong.write_text(json.dumps(reg))
     monkeypatch.setenv("MRSYNTH_REGISTRY", str(wrong))
     resolve("remote", download=True)
-    with pytest.raises(MRSynthError, match=r"registry says model remote maps \['T2w'\] -> T2w but its checkpoint"):
+    with pytest.raises(MRSynthError, match=r"registry says model remote maps \['T2w'\] -> \['T2w'\] but its"):
         load_model("remote")
+
+
+def test_a_two_output_model_lists_every_output(monkeypatch, tmp_path, capsys):
+    entry = registry()["superres-x4-dess-sim"]
+    assert entry.all_outputs == ["DESS_S1", "DESS_S2"]
+    assert load_model("superres-x4-dess-sim").info.outputs == entry.all_outputs
+    assert cli.main(["models", "list"]) == 0
+    assert "DESS_S1 (thick) + DESS_S2 (thick) -> DESS_S1 + DESS_S2" in capsys.readouterr().out
+    swapped = copy.deepcopy(GOOD)
+    listed = next(m for m in swapped["models"] if m["name"] == "superres-x4-dess-sim")
+    listed.update(output="DESS_S2", outputs=["DESS_S2", "DESS_S1"])
+    shutil.copyfile(MODELS / listed["file"], tmp_path / listed["file"])
+    (tmp_path / "swapped.json").write_text(json.dumps(swapped))
+    monkeypatch.setenv("MRSYNTH_REGISTRY", str(tmp_path / "swapped.json"))
+    with pytest.raises(MRSynthError, match="registry says model superres-x4-dess-sim maps"):
+        load_model("superres-x4-dess-sim")
 
 
 def test_shared_read_only_cache(env, data, tmp_path, monkeypatch, capsys):

@@ -237,6 +237,7 @@ def _tiny_sr_entry(folder, name: str, inputs: list[str], outputs: list[str]) -> 
         "size": path.stat().st_size,
         "licence": "Apache-2.0",
         "card_text": f"# {name}\n\nA test model.",
+        **({"outputs": outputs} if len(outputs) > 1 else {}),
     }
 
 

@@ -66,7 +66,8 @@ def run_list(args: argparse.Namespace) -> int:
     entries = registry()
     for entry in entries.values():
         inputs = " + ".join(entry.inputs)
-        print(f"{entry.name:<20} v{entry.version:<6} {entry.task:<20} {inputs} -> {entry.output:<10} {state(entry)[0]}")
+        outputs = " + ".join(entry.all_outputs)
+        print(f"{entry.name:<20} v{entry.version:<6} {entry.task:<20} {inputs} -> {outputs:<10} {state(entry)[0]}")
     for name, path in user_models(set(entries)).items():
         print(f"{name:<20} user model (unverified) {path}")
     if not entries:
@@ -111,7 +112,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(described, indent=2))
         return 0
     print(f"{entry.name} (version {entry.version}) - {status}" + (f": {path}" if path else ""))
-    print(f"task: {entry.task}; inputs, in order: {', '.join(entry.inputs)}; output: {entry.output}")
+    outputs = ", ".join(entry.all_outputs)
+    print(f"task: {entry.task}; inputs, in order: {', '.join(entry.inputs)}; outputs, in order: {outputs}")
     if entry.parameters:
         print(f"parameters (--param NAME=VALUE): {describe(entry.parameters)}")
     print(f"trained voxel size (SI AP LR, mm): {entry.voxel_size}; orientation: {entry.orientation}")

@@ -63,9 +63,10 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 
     loaded = load_checkpoint(resolve(name_or_path), device=device)
     entry = registry().get(str(name_or_path))
-    if entry is not None and (loaded.info.inputs, loaded.info.output) != (entry.inputs, entry.output):
+    outputs = list(loaded.info.outputs or [loaded.info.output])
+    if entry is not None and (loaded.info.inputs, outputs) != (entry.inputs, entry.all_outputs):
         raise MRSynthError(
-            f"the registry says model {entry.name} maps {entry.inputs} -> {entry.output} but its checkpoint says "
-            f"{loaded.info.inputs} -> {loaded.info.output}: the registry entry is wrong, fix it"
+            f"the registry says model {entry.name} maps {entry.inputs} -> {entry.all_outputs} but its checkpoint "
+            f"says {loaded.info.inputs} -> {outputs}: the registry entry is wrong, fix it"
         )
     return loaded

@@ -33,6 +33,7 @@ def register(
     """Add or replace the registry entry of the bundled file ``target`` (its card ``<name>.md`` beside it)."""
     info = read_checkpoint(target)["info"]
     name = info["name"]
+    outputs = info.get("outputs") or []
     entry = {
         "name": name,
         "version": str(info["version"]),
@@ -49,6 +50,7 @@ def register(
         "size": target.stat().st_size,
         "licence": licence,
         "card": f"{name}.md",
+        **({"outputs": outputs} if len(outputs) > 1 else {}),  # a multi-output model lists them all
     } | (extra or {})
     path = MODELS / "registry.json"
     registry = json.loads(path.read_text(encoding="utf-8"))

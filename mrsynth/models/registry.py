@@ -45,7 +45,13 @@ class RegistryEntry:
     card: str | None = None
     card_text: str | None = None
     parameters: dict[str, dict[str, Any]] | None = None
+    outputs: list[str] | None = None  # a model with several outputs lists them all, ``output`` first
     base: Path = _PACKAGE_DIR  # the folder of the registry file the entry came from
+
+    @property
+    def all_outputs(self) -> list[str]:
+        """Every output, in order (``[output]`` for a single-output model)."""
+        return list(self.outputs) if self.outputs else [self.output]
 
     @property
     def bundled(self) -> bool:
@@ -152,6 +158,8 @@ def _rule_errors(models: list[dict[str, Any]]) -> list[str]:
         if ("card" in model) == ("card_text" in model):
             errors.append(f"models[{i}] ({name}) needs exactly one of 'card' (a file) and 'card_text' (inline)")
         errors += _parameter_errors(model.get("parameters"), f"models[{i}] ({name})")
+        if "outputs" in model and model["outputs"][0] != model["output"]:
+            errors.append(f"models[{i}] ({name}) has outputs {model['outputs']} that do not start with its output")
         if name in seen:
             errors.append(f"models[{i}]: the name {name} appears twice")
         seen.add(name)
