@@ -21,7 +21,8 @@ class SuperResolutionLogic(SynthesisLogic):
     slice factor times more slices along it (``mrsynth.superres.superresolve``), in the input's units.
     A multi-contrast model (e.g. ``superres-x4-dess-sim``) takes a list of volumes on one grid, in its
     input order, and restores them together: the first output is ``volume``, the others
-    ``moreVolumes``.
+    ``moreVolumes``. A ``referenceVolume`` is the thin truth of the first input: the maps and
+    metrics compare it with ``volume``.
     """
 
     TASK = SUPER_RESOLUTION
