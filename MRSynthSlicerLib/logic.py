@@ -216,7 +216,6 @@ class SynthesisLogic:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         nodes = {
-            "input": inputVolumes[0],
             "inputs": list(inputVolumes),
             "reference": referenceVolume,
             "volume": outputVolume,
@@ -231,8 +230,9 @@ class SynthesisLogic:
         sitk.WriteImage(volumes.image_from_node(node, what), str(folder / name), useCompression=False)
         return name
 
-    def outputName(self, nodes: dict[str, Any], suffix: str) -> str:
-        return f"{nodes['input'].GetName()}_{Path(nodes['model']).stem}_{suffix}"
+    def outputName(self, nodes: dict[str, Any], suffix: str, index: int = 0) -> str:
+        """``<input node>_<model>_<suffix>``, after the first input or, for a further output, its own."""
+        return f"{nodes['inputs'][index].GetName()}_{Path(nodes['model']).stem}_{suffix}"
 
     def loadOutputs(self, folder: Path, nodes: dict[str, Any]) -> SynthesisOutputs:
         """Put the worker's files into volume and table nodes with the right geometry and display."""
@@ -242,13 +242,12 @@ class SynthesisLogic:
         if self.TASK != "super-resolution":
             # The synthetic volume lies on the first input's grid by contract: take its geometry from
             # the node itself, bit for bit, rather than through a file's text header.
-            volumes.copy_geometry(volume, nodes["input"])
+            volumes.copy_geometry(volume, nodes["inputs"][0])
         outputs = SynthesisOutputs(volume=volume)
         index = 2
         while (folder / more_output_file(index)).is_file():  # a multi-contrast model's further outputs
             image = sitk.ReadImage(str(folder / more_output_file(index)))
-            name = f"{nodes['inputs'][index - 1].GetName()}_{Path(nodes['model']).stem}_HR"
-            outputs.moreVolumes.append(volumes.add_volume(scene, image, name))
+            outputs.moreVolumes.append(volumes.add_volume(scene, image, self.outputName(nodes, "HR", index - 1)))
             index += 1
         if (folder / OUTPUT_FILES["lr"]).is_file():
             lr = sitk.ReadImage(str(folder / OUTPUT_FILES["lr"]))

@@ -173,6 +173,7 @@ def dess_table(models: dict, factor: int, labels: list[tuple[str, str]], out: Pa
     spec = load_spec()
     axis = 2
     rows, common, quality = [], [], []
+    figure = None
     for path, atlas in labels:
         array = to_paper(read_labels(path)).astype(np.int64)
         array = array[crop_box(array > 0)]
