@@ -106,6 +106,29 @@ def test_echo_ratio_loss_is_zero_only_when_the_echo_ratio_is_right():
         echo_ratio_loss(target[:, :1], target[:, :1])
 
 
+def test_log_echo_ratio_loss_measures_the_log_ratio_error_over_tissue():
+    torch.manual_seed(0)
+    target = torch.rand(2, 2, 4, 4, 4) + 0.1
+    assert float(echo_ratio_loss(target, target, "log")) == pytest.approx(0.0, abs=1e-12)
+    scaled = target * (1 + 0.3 * torch.rand(2, 1, 4, 4, 4))
+    assert float(echo_ratio_loss(scaled, target, "log")) == pytest.approx(0.0, abs=1e-10)
+    # S1 10 % high everywhere: ln(o2/o1) - ln(t2/t1) = -ln 1.1 in every voxel, whatever the tissue's brightness
+    wrong = target.clone()
+    wrong[:, 0] *= 1.1
+    assert float(echo_ratio_loss(wrong, target, "log")) == pytest.approx(np.log(1.1) ** 2, rel=1e-5)
+    # voxels where a target echo is below the floor (air) do not count, however wrong the output is there
+    target[:, 1, 0] = 0.0
+    wrong = target.clone()
+    wrong[:, 0, 0] = 5.0
+    assert float(echo_ratio_loss(wrong, target, "log")) == pytest.approx(0.0, abs=1e-10)
+    # an output echo at zero or below keeps the loss finite
+    wrong[:, 0, 1] = -1.0
+    value = float(echo_ratio_loss(wrong, target, "log"))
+    assert np.isfinite(value) and value > 1
+    with pytest.raises(MRSynthError, match="echo_ratio_form"):
+        echo_ratio_loss(target, target, "ratio")
+
+
 def test_echo_ratio_weight_needs_a_two_echo_model(tmp_path, capsys):
     case = _case(tmp_path / "c", 0)
     args = ["train", "--task", "superres", "--run-dir", str(tmp_path / "run"), "--set", f"data.train=[{case}]",
@@ -118,3 +141,8 @@ def test_echo_ratio_weight_needs_a_two_echo_model(tmp_path, capsys):
     assert main([*args, *two_echoes]) == 0
     info = load_checkpoint(tmp_path / "run" / "model.pt").info
     assert info.arguments["in_channels"] == 2 and info.training["config"]["echo_ratio_weight"] == 10
+    log_run = ["--run-dir", str(tmp_path / "log"), "--set", "echo_ratio_form=log"]
+    assert main([*args, *two_echoes, *log_run]) == 0
+    assert load_checkpoint(tmp_path / "log" / "model.pt").info.training["config"]["echo_ratio_form"] == "log"
+    assert main([*args, *two_echoes, "--run-dir", str(tmp_path / "bad"), "--set", "echo_ratio_form=ratio"]) == 2
+    assert "echo_ratio_form" in capsys.readouterr().err

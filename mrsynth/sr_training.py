@@ -12,8 +12,8 @@ one per axis. The loss is L2 between the network output
 (interpolated input + residual) and the thin patch. With ``data.joint_contrasts`` false every
 contrast is a separate single-channel sample (a single-contrast model trained on several
 contrasts); with true they are the channels of one multi-contrast sample. For a two-echo model
-(DESS S1, S2), ``echo_ratio_weight`` adds ``echo_ratio_loss``, which keeps the echoes' ratio (and so
-T2) right.
+(DESS S1, S2), ``echo_ratio_weight`` adds ``echo_ratio_loss`` (``echo_ratio_form`` cross or log), which
+keeps the echoes' ratio (and so T2) right.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ SR_DEFAULTS: dict[str, Any] = {
     "epoch_patches": 400,
     "val_patches": 64,
     "echo_ratio_weight": 0.0,
+    "echo_ratio_form": "cross",
     **RUN_DEFAULTS,
 }
 
@@ -60,18 +61,35 @@ SINGLE_CONTRAST_INPUT = "thick-slice image (any contrast)"
 SINGLE_CONTRAST_OUTPUT = "thin-slice image (same contrast)"
 
 
-def echo_ratio_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared cross-product ``o2 t1 - o1 t2`` of two-channel (S1, S2) batches [B, 2, ...].
+ECHO_RATIO_FORMS = ("cross", "log")
+# log form: voxels where either target echo is below this (in units of its 99th percentile) are left
+# out; air and bone, where the ratio is noise, would otherwise dominate a loss that weighs every voxel alike
+LOG_RATIO_FLOOR = 0.02
 
-    It is zero exactly where the output's echo ratio equals the target's, whatever errors both echoes
-    share in proportion. T2 from DESS is a function of S2 / S1 (``dess.estimate_t2``). L2 alone lets the
-    echoes err independently, and in CSF, where S1 is dim and T2 long, that moves the ratio far more
-    than the images. This term is our addition to paper 003, which trained with L2 only. The
-    cross-product needs no division, so it stays finite where the echoes near zero.
+
+def echo_ratio_loss(output: torch.Tensor, target: torch.Tensor, form: str = "cross") -> torch.Tensor:
+    """Echo-ratio error of two-channel (S1, S2) batches [B, 2, ...]; zero where the output's ratio is the target's.
+
+    T2 from DESS is a function of S2 / S1 (``dess.estimate_t2``), and L2 alone lets the echoes err
+    independently. ``cross``: mean squared ``o2 t1 - o1 t2``, which needs no division, so it stays
+    finite where the echoes near zero, but weighs each voxel by ``t1 t2`` and so little in CSF, where
+    S1 is dim. ``log``: mean squared difference of ``ln(o2 / o1)`` and ``ln(t2 / t1)`` over the voxels
+    where both target echoes exceed ``LOG_RATIO_FLOOR``: every tissue alike, and proportional to the
+    relative T2 error (d T2 / T2 = d ln(ratio) T2 / (2 (TR - TE))). Both are our addition to paper
+    003, which trained with L2 only.
     """
     if output.shape[1] != 2 or target.shape != output.shape:
         raise MRSynthError(f"the echo-ratio loss needs two-echo batches [B, 2, ...], not {tuple(output.shape)}")
-    return torch.mean((output[:, 1] * target[:, 0] - output[:, 0] * target[:, 1]) ** 2)
+    if form == "cross":
+        return torch.mean((output[:, 1] * target[:, 0] - output[:, 0] * target[:, 1]) ** 2)
+    if form != "log":
+        raise MRSynthError(f"unknown echo_ratio_form {form!r}: choose one of {', '.join(ECHO_RATIO_FORMS)}")
+    valid = (target[:, 0] > LOG_RATIO_FLOOR) & (target[:, 1] > LOG_RATIO_FLOOR)
+    if not valid.any():
+        return output.sum() * 0.0
+    tiny = 1e-3  # an output echo at or below zero counts as this, so the loss stays finite and pushes it up
+    ratio = torch.log(output[:, 1].clamp_min(tiny)) - torch.log(output[:, 0].clamp_min(tiny))
+    return torch.mean((ratio - (torch.log(target[:, 1]) - torch.log(target[:, 0])))[valid] ** 2)
 
 
 class SRCase:
@@ -223,6 +241,11 @@ class SRTrainer(Trainer):
                 "echo_ratio_weight needs a two-echo model: set data.joint_contrasts=true and two data.contrasts "
                 "(e.g. [DESS_S1, DESS_S2]), or echo_ratio_weight=0"
             )
+        self.echo_ratio_form = str(config["echo_ratio_form"])
+        if self.echo_ratio_form not in ECHO_RATIO_FORMS:
+            raise MRSynthError(
+                f"unknown echo_ratio_form {self.echo_ratio_form!r}: choose one of {', '.join(ECHO_RATIO_FORMS)}"
+            )
         model = config["model"]
         self.arguments = {
             "in_channels": channels,
@@ -239,12 +262,12 @@ class SRTrainer(Trainer):
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed), plus
-        ``echo_ratio_weight`` times the echo-ratio loss."""
+        ``echo_ratio_weight`` times the echo-ratio loss of ``echo_ratio_form``."""
         xt, yt = self._on_device(x, y, flip)
         output = self.network(xt)
         loss = torch.nn.functional.mse_loss(output, yt)
         if self.echo_ratio_weight:
-            loss = loss + self.echo_ratio_weight * echo_ratio_loss(output, yt)
+            loss = loss + self.echo_ratio_weight * echo_ratio_loss(output, yt, self.echo_ratio_form)
         return loss
 
     def model_info(self) -> ModelInfo:

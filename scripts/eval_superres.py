@@ -120,8 +120,18 @@ def real_cases(files: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return cases
 
 
+def dess_labels(cases: list[str]) -> list[tuple[str, str]]:
+    """Label maps for Table 2: ``brainweb`` is the phantom, a number a SynthSeg subject."""
+    return [
+        (str(SHARED / "brainweb" / "brainweb_crisp_labels_from_MRiLab.nii.gz"), "brainweb")
+        if case == "brainweb"
+        else (str(SHARED / "synthseg_labels" / f"training_seg_{int(case):02d}.nii.gz"), "synthseg")
+        for case in cases
+    ]
+
+
 def dess_figure(t2: dict, path: Path, title: str) -> str:
-    """T2 maps of one subject on an axial cut (LR, the thick axis, runs across) and their error."""
+    """T2 maps of one subject on an axial cut (LR runs across) and their error."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,17 +171,19 @@ def agreement(rows: list[dict], methods: tuple[str, ...]) -> dict:
     return summary
 
 
-def dess_table(models: dict, factor: int, labels: list[tuple[str, str]], out: Path) -> dict:
-    """Table 2: per subject and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC over all rows.
+def dess_table(
+    models: dict, factor: int, labels: list[tuple[str, str]], out: Path, axes: tuple[int, ...] = (2,)
+) -> dict:
+    """Table 2: per subject, thick axis and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC.
 
     A model with two inputs (``mrsynth transfer``, fine-tuned on DESS) restores both echoes together;
     a single-contrast one restores each echo alone. Region means are taken twice: over each method's
     own valid T2 voxels (``rows``), and over the voxels where the truth and every method give a T2
     (``rows_common``), so that no method's mean gains or loses voxels the others left out. Each echo's
-    pSNR inside the head is kept too, and the first subject's T2 maps are drawn.
+    pSNR inside the head is kept too, and the first subject's T2 maps are drawn (first axis). The paper's
+    DESS was thick along one axis; more ``axes`` (paper order: 0 SI, 1 AP, 2 LR) give more rows.
     """
     spec = load_spec()
-    axis = 2
     rows, common, quality = [], [], []
     figure = None
     for path, atlas in labels:
@@ -179,34 +191,39 @@ def dess_table(models: dict, factor: int, labels: list[tuple[str, str]], out: Pa
         array = array[crop_box(array > 0)]
         dess = simulate_dess(array, atlas, spec)
         head = ndimage.binary_fill_holes(array > 0)
-        n = array.shape[axis]
-        thick = [make_thick(dess[echo], axis, factor) for echo in ("S1", "S2")]
-        thick_mask = make_thick(head.astype(np.float32), axis, factor) > 0.5
-        echoes = {name: [e[..., :n] for e in superresolve_arrays(model, thick, axis, mask=thick_mask)[0]]
-                  for name, model in models.items()}  # fmt: skip
-        echoes["TCI"] = [tricubic(t, axis, factor, n) for t in thick]
-        echoes["FI"] = [fourier(t, axis, factor, n) for t in thick]
-        t2 = {"GT": estimate_t2(dess["S1"], dess["S2"], dess["T1"])}
-        t2.update({method: estimate_t2(s1, s2, dess["T1"]) for method, (s1, s2) in echoes.items()})
         core = ndimage.binary_erosion(head, iterations=2)
-        means = {m: region_t2(v, dess["tissues"], spec, REGIONS, core) for m, v in t2.items()}
-        # the same voxels for every method: those where the truth and every method give a T2
-        shared = core & np.all([np.isfinite(v) for v in t2.values()], axis=0)
-        shared_means = {m: region_t2(v, dess["tissues"], spec, REGIONS, shared) for m, v in t2.items()}
         subject = Path(path).name.split(".")[0]
-        for region in REGIONS:
-            rows.append({"subject": subject, "region": region, **{m: means[m][region] for m in means}})
-            common.append({"subject": subject, "region": region, **{m: shared_means[m][region] for m in means}})
-        quality.append({"subject": subject, **{m: {e: psnr(v, dess[e], head) for e, v in zip(("S1", "S2"), pair)}
-                                               for m, pair in echoes.items()}})  # fmt: skip
-        print(path, {m: {r: round(v, 1) for r, v in means[m].items()} for m in means}, quality[-1], flush=True)
-        if len(quality) == 1:
-            title = f"{subject}: DESS T2, echoes thick x{factor} along LR (held out)"
-            figure = dess_figure(t2, out / "dess_t2.png", title)
+        t2_truth = estimate_t2(dess["S1"], dess["S2"], dess["T1"])
+        for axis in axes:
+            n = array.shape[axis]
+            keep = tuple(slice(0, n) if a == axis else slice(None) for a in range(3))
+            thick = [make_thick(dess[echo], axis, factor) for echo in ("S1", "S2")]
+            thick_mask = make_thick(head.astype(np.float32), axis, factor) > 0.5
+            echoes = {name: [e[keep] for e in superresolve_arrays(model, thick, axis, mask=thick_mask)[0]]
+                      for name, model in models.items()}  # fmt: skip
+            echoes["TCI"] = [tricubic(t, axis, factor, n) for t in thick]
+            echoes["FI"] = [fourier(t, axis, factor, n) for t in thick]
+            t2 = {"GT": t2_truth}
+            t2.update({method: estimate_t2(s1, s2, dess["T1"]) for method, (s1, s2) in echoes.items()})
+            means = {m: region_t2(v, dess["tissues"], spec, REGIONS, core) for m, v in t2.items()}
+            # the same voxels for every method: those where the truth and every method give a T2
+            shared = core & np.all([np.isfinite(v) for v in t2.values()], axis=0)
+            shared_means = {m: region_t2(v, dess["tissues"], spec, REGIONS, shared) for m, v in t2.items()}
+            where = {"subject": subject, "axis": AXIS_NAMES[axis]}
+            for region in REGIONS:
+                rows.append({**where, "region": region, **{m: means[m][region] for m in means}})
+                common.append({**where, "region": region, **{m: shared_means[m][region] for m in means}})
+            quality.append({**where, **{m: {e: psnr(v, dess[e], head) for e, v in zip(("S1", "S2"), pair)}
+                                        for m, pair in echoes.items()}})  # fmt: skip
+            print(path, AXIS_NAMES[axis], {m: {r: round(v, 1) for r, v in means[m].items()} for m in means},
+                  quality[-1], flush=True)  # fmt: skip
+            if figure is None:
+                title = f"{subject}: DESS T2, echoes thick x{factor} along {AXIS_NAMES[axis]}"
+                figure = dess_figure(t2, out / "dess_t2.png", title)
     methods = (*models, "TCI", "FI")
     return {"rows": rows, "summary": agreement(rows, methods), "rows_common": common,
             "summary_common": agreement(common, methods), "echo_psnr": quality, "figure": figure,
-            "slice_axis": "LR", "factor": factor}  # fmt: skip
+            "slice_axes": [AXIS_NAMES[a] for a in axes], "factor": factor}  # fmt: skip
 
 
 def native_figure(model, out: Path) -> list[dict]:
@@ -290,6 +307,10 @@ def main() -> None:
     parser.add_argument("--real", nargs="*", default=[], help="real 1 mm volumes (paths under ../shared/data)")
     parser.add_argument("--dess", action="store_true", help="Table 2 (T2 from DESS echoes) with --model per echo")
     parser.add_argument("--dess-model", help="a two-echo model (DESS_S1, DESS_S2) for Table 2 too, as MRSR-DESS")
+    parser.add_argument("--dess-cases", nargs="+", default=["14", "15", "brainweb"],
+                        help="Table 2 subjects: SynthSeg numbers and/or brainweb (default: the held-out 14 15 "
+                        "brainweb; 13 is the DESS model's validation subject)")  # fmt: skip
+    parser.add_argument("--dess-axes", nargs="+", default=["LR"], help="Table 2 thick axes (default LR)")
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--scsr-train", nargs="*", default=[])
     parser.add_argument("--threads", type=int, default=0)
@@ -313,12 +334,11 @@ def main() -> None:
     if args.real:
         report["real"] = table1(model, real_cases(args.real), axes, scsr, factor)
     if args.dess:
-        labels = [(str(SHARED / "synthseg_labels" / f"training_seg_{i}.nii.gz"), "synthseg") for i in ("14", "15")]
-        labels.append((str(SHARED / "brainweb" / "brainweb_crisp_labels_from_MRiLab.nii.gz"), "brainweb"))
         models = {"MRSR": model}
         if args.dess_model:
             models["MRSR-DESS"] = load_checkpoint(args.dess_model)
-        report["dess"] = dess_table(models, factor, labels, out)
+        dess_axes = tuple(AXIS_NAMES.index(a) for a in args.dess_axes)
+        report["dess"] = dess_table(models, factor, dess_labels(args.dess_cases), out, dess_axes)
     if args.native:
         report["native"] = native_figure(model, out)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
