@@ -10,7 +10,7 @@ get orthogonal-reformat figures.
 
     python scripts/eval_superres.py --model runs/superres-x4-sim/model.pt --out runs/sr_eval \
         --sim runs/sim/seg_15 runs/sim/brainweb --axes LR --dess \
-        [--dess-model runs/superres-x4-dess-sim/model.pt] \
+        [--dess-model runs/superres-x4-dess-sim/model.pt] [--dess-cases 13 --dess-axes SI AP LR] \
         --real ../shared/data/brats_met_00110/BraTS-MET-00110-000-t1n.nii.gz [--native] [--scsr-train DIR ...]
 """
 
@@ -310,7 +310,7 @@ def main() -> None:
     parser.add_argument("--dess-cases", nargs="+", default=["14", "15", "brainweb"],
                         help="Table 2 subjects: SynthSeg numbers and/or brainweb (default: the held-out 14 15 "
                         "brainweb; 13 is the DESS model's validation subject)")  # fmt: skip
-    parser.add_argument("--dess-axes", nargs="+", default=["LR"], help="Table 2 thick axes (default LR)")
+    parser.add_argument("--dess-axes", nargs="+", default=["LR"], choices=AXIS_NAMES, help="Table 2 thick axes")
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--scsr-train", nargs="*", default=[])
     parser.add_argument("--threads", type=int, default=0)
