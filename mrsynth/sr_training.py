@@ -80,16 +80,23 @@ def echo_ratio_loss(output: torch.Tensor, target: torch.Tensor, form: str = "cro
     """
     if output.shape[1] != 2 or target.shape != output.shape:
         raise MRSynthError(f"the echo-ratio loss needs two-echo batches [B, 2, ...], not {tuple(output.shape)}")
-    if form == "cross":
+    if check_echo_ratio_form(form) == "cross":
         return torch.mean((output[:, 1] * target[:, 0] - output[:, 0] * target[:, 1]) ** 2)
-    if form != "log":
+
+    def log_ratio(echoes: torch.Tensor) -> torch.Tensor:
+        tiny = 1e-3  # an echo at or below zero counts as this, so the loss stays finite and pushes it up
+        return torch.log(echoes[:, 1].clamp_min(tiny)) - torch.log(echoes[:, 0].clamp_min(tiny))
+
+    # a masked mean rather than indexing, so that no step waits on the device to count the voxels
+    valid = ((target[:, 0] > LOG_RATIO_FLOOR) & (target[:, 1] > LOG_RATIO_FLOOR)).to(output.dtype)
+    return ((log_ratio(output) - log_ratio(target)) ** 2 * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def check_echo_ratio_form(form: str) -> str:
+    """``form`` if it is one of ``ECHO_RATIO_FORMS``; otherwise an error that lists them."""
+    if form not in ECHO_RATIO_FORMS:
         raise MRSynthError(f"unknown echo_ratio_form {form!r}: choose one of {', '.join(ECHO_RATIO_FORMS)}")
-    valid = (target[:, 0] > LOG_RATIO_FLOOR) & (target[:, 1] > LOG_RATIO_FLOOR)
-    if not valid.any():
-        return output.sum() * 0.0
-    tiny = 1e-3  # an output echo at or below zero counts as this, so the loss stays finite and pushes it up
-    ratio = torch.log(output[:, 1].clamp_min(tiny)) - torch.log(output[:, 0].clamp_min(tiny))
-    return torch.mean((ratio - (torch.log(target[:, 1]) - torch.log(target[:, 0])))[valid] ** 2)
+    return form
 
 
 class SRCase:
@@ -241,11 +248,7 @@ class SRTrainer(Trainer):
                 "echo_ratio_weight needs a two-echo model: set data.joint_contrasts=true and two data.contrasts "
                 "(e.g. [DESS_S1, DESS_S2]), or echo_ratio_weight=0"
             )
-        self.echo_ratio_form = str(config["echo_ratio_form"])
-        if self.echo_ratio_form not in ECHO_RATIO_FORMS:
-            raise MRSynthError(
-                f"unknown echo_ratio_form {self.echo_ratio_form!r}: choose one of {', '.join(ECHO_RATIO_FORMS)}"
-            )
+        self.echo_ratio_form = check_echo_ratio_form(str(config["echo_ratio_form"]))
         model = config["model"]
         self.arguments = {
             "in_channels": channels,
