@@ -112,3 +112,15 @@ def test_cases_must_name_every_contrast(tmp_path):
     del case["T2w"]
     with pytest.raises(MRSynthError, match="T2w"):
         train_mri2mri(_config([case]), tmp_path / "run")
+
+
+def test_ssim_weight_adds_the_ssim_loss_to_the_pixel_loss(tmp_path):
+    cases = [_subject(tmp_path, 5)]
+    torch.manual_seed(0)
+    plain = _losses(train_mri2mri(_config(cases), tmp_path / "plain").parent)
+    torch.manual_seed(0)
+    loss = {"feature_network": None, "ssim_weight": 2.0}
+    with_ssim = _losses(train_mri2mri(_config(cases, loss=loss), tmp_path / "ssim").parent)
+    # Same seed, so the same first batch and network: the first logged loss grows by 2 x (1 - SSIM) > 0.
+    assert np.isfinite(with_ssim).all()
+    assert with_ssim[0] > plain[0] + 1e-3

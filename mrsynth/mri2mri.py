@@ -27,6 +27,7 @@ from .checkpoint import ModelInfo
 from .data import RandomSampler
 from .errors import MRSynthError
 from .normalisation import DESCRIPTION, METHOD, invariant_mask, normalise_affine
+from .ssim_loss import ssim_loss
 from .training import RUN_DEFAULTS, Trainer, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
 
@@ -38,7 +39,8 @@ MRI2MRI_DEFAULTS: dict[str, Any] = {
     "data": {"train": [], "val": [], "inputs": ["T1w"], "target": "T2w"},
     "model": {"architecture": "SliceUNet", "width": 16, "levels": 4, "batch_norm": True},
     # feature_network: a registered or saved feature encoder (or VGG16/19 state dict); null: pixel L1 only
-    "loss": {"feature_network": "mr-feature-encoder", "layers": [0], "l1_weight": 1.0},
+    # ssim_weight: adds that x (1 - SSIM) (``ssim_loss``, data range 1 = the normalised brain's p99); our addition
+    "loss": {"feature_network": "mr-feature-encoder", "layers": [0], "l1_weight": 1.0, "ssim_weight": 0.0},
     "patch": [1, 128, 128],
     "min_body_fraction": 0.3,  # slices whose body area is below this fraction of the largest are not drawn
     "batch_size": 8,
@@ -139,16 +141,22 @@ class Mri2MriTrainer(Trainer):
         return SliceSampler(cases, self.patch, rng)
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: None, flip: bool) -> torch.Tensor:
-        """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one)."""
+        """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one),
+        plus ``ssim_weight`` x (1 - SSIM)."""
         xt, yt = self._on_device(x[:, :, 0], y[:, :, 0], flip)
         out = self.network(xt)
-        if self.features is None:
-            return F.l1_loss(out, yt)
-        from .feature_losses import perceptual_loss
-
         settings = self.config["loss"]
-        layers = [int(layer) for layer in settings["layers"]]
-        return perceptual_loss(self.features, out, yt, layers=layers, l1_weight=float(settings["l1_weight"]))
+        if self.features is None:
+            loss = F.l1_loss(out, yt)
+        else:
+            from .feature_losses import perceptual_loss
+
+            layers = [int(layer) for layer in settings["layers"]]
+            loss = perceptual_loss(self.features, out, yt, layers=layers, l1_weight=float(settings["l1_weight"]))
+        ssim_weight = float(settings.get("ssim_weight", 0.0))
+        if ssim_weight:
+            loss = loss + ssim_weight * ssim_loss(out, yt)
+        return loss
 
     def model_info(self) -> ModelInfo:
         data = self.config["data"]
