@@ -158,3 +158,13 @@ def test_simulate_refuses_an_unknown_atlas_label(tmp_path, capsys):
     code = cli.main(["simulate", str(path), "--atlas", "brainweb", "--out-dir", str(tmp_path / "sim")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "42" in err and len(err.splitlines()) == 1
+
+
+def test_train_refuses_a_config_naming_an_unknown_task(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("task: superresolution\niterations: 2\n", encoding="utf-8")
+    code = cli.main(["train", "--config", str(config), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "'superresolution'" in err and "superres" in err.split("one of")[1]
+    assert not (tmp_path / "run").exists()

@@ -116,11 +116,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _config_task(path: str | None) -> str:
-    """The task a config file names (``task: superres``, ``reparam`` ...), else High-to-low."""
+    """The task a config file names (``task: superres`` ...), else High-to-low; an unknown name is refused."""
     if not path:
         return "high-to-low"
     try:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return "high-to-low"  # load_config reports the problem with the file
-    return loaded["task"] if isinstance(loaded, dict) and loaded.get("task") in TASKS else "high-to-low"
+    if not isinstance(loaded, dict) or "task" not in loaded:
+        return "high-to-low"
+    if loaded["task"] not in TASKS:
+        raise MRSynthError(f"{path} names task {loaded['task']!r}, which is not one of {', '.join(TASKS)}: correct it")
+    return loaded["task"]
