@@ -124,3 +124,23 @@ def test_ssim_weight_adds_the_ssim_loss_to_the_pixel_loss(tmp_path):
     # Same seed, so the same first batch and network: the first logged loss grows by 2 x (1 - SSIM) > 0.
     assert np.isfinite(with_ssim).all()
     assert with_ssim[0] > plain[0] + 1e-3
+
+
+def test_input_gamma_changes_the_inputs_by_a_power_within_range_and_leaves_targets(tmp_path):
+    from mrsynth.mri2mri import ContrastCase, SliceSampler
+
+    case = ContrastCase(_subject(tmp_path, 6), ["T1w"], "T2w", 0.3)
+    gammas = []
+    for seed in range(6):
+        x, y, _ = SliceSampler([case], (1, 32, 32), np.random.default_rng(seed)).draw(1)
+        xg, yg, _ = SliceSampler([case], (1, 32, 32), np.random.default_rng(seed), input_gamma=(0.5, 2.0)).draw(1)
+        np.testing.assert_array_equal(yg, y)  # the same crop (gamma is drawn after it), the target untouched
+        assert np.array_equal(np.sign(xg), np.sign(x))
+        magnitude = np.abs(x)
+        usable = (magnitude > 0.05) & ((magnitude < 0.9) | (magnitude > 1.1))  # log|x| far from 0
+        exponents = np.log(np.abs(xg[usable])) / np.log(np.abs(x[usable]))
+        assert np.ptp(exponents) < 1e-3  # one power per crop and channel
+        gammas.append(float(np.median(exponents)))
+    assert all(0.5 - 1e-3 <= g <= 2.0 + 1e-3 for g in gammas) and np.ptp(gammas) > 0.1
+    with pytest.raises(MRSynthError, match="input_gamma"):
+        SliceSampler([case], (1, 32, 32), np.random.default_rng(0), input_gamma=(0.0, 1.0))

@@ -43,6 +43,9 @@ MRI2MRI_DEFAULTS: dict[str, Any] = {
     "loss": {"feature_network": "mr-feature-encoder", "layers": [0], "l1_weight": 1.0, "ssim_weight": 0.0},
     "patch": [1, 128, 128],
     "min_body_fraction": 0.3,  # slices whose body area is below this fraction of the largest are not drawn
+    # [low, high]: each training crop's input channels get x -> sign(x) |x|^g, log g uniform in [log low, log high]
+    # (a stand-in for other scanners' contrast; our addition); null: none
+    "input_gamma": None,
     "batch_size": 8,
     "learning_rate": 2.0e-4,
     "lr_schedule": "constant",
@@ -76,12 +79,20 @@ class ContrastCase:
 
 
 class SliceSampler(RandomSampler):
-    """Random axial crops centred on body voxels; its state (RNG) is saved for resuming."""
+    """Random axial crops centred on body voxels, inputs optionally gamma-changed; its RNG state is saved to resume."""
 
-    def __init__(self, cases: list[ContrastCase], patch: tuple[int, ...], rng: np.random.Generator):
+    def __init__(
+        self,
+        cases: list[ContrastCase],
+        patch: tuple[int, ...],
+        rng: np.random.Generator,
+        input_gamma: tuple[float, float] | None = None,
+    ):
         if len(patch) != 3 or patch[0] != 1:
             raise MRSynthError(f"MRI2MRI patches are single axial slices [1, AP, LR], not {list(patch)}")
-        self.cases, self.size, self.rng = cases, patch[1:], rng
+        if input_gamma is not None and not 0 < input_gamma[0] <= input_gamma[1]:
+            raise MRSynthError(f"input_gamma {list(input_gamma)} must be [low, high] with 0 < low <= high")
+        self.cases, self.size, self.rng, self.input_gamma = cases, patch[1:], rng, input_gamma
 
     def _crop(self, case: ContrastCase) -> tuple[np.ndarray, np.ndarray]:
         index = int(self.rng.choice(case.slices))
@@ -93,7 +104,12 @@ class SliceSampler(RandomSampler):
                 raise MRSynthError(f"patch {list(self.size)} exceeds case {case.name}'s slices: use a smaller patch")
             starts.append(int(np.clip(centre - size // 2, 0, length - size)))
         window = (slice(index, index + 1), *(slice(s, s + n) for s, n in zip(starts, self.size, strict=True)))
-        return case.inputs[(slice(None), *window)], case.target[(slice(None), *window)]
+        inputs = case.inputs[(slice(None), *window)]
+        if self.input_gamma is not None:
+            low, high = np.log(self.input_gamma)
+            gamma = np.exp(self.rng.uniform(low, high, size=(len(inputs), 1, 1, 1)))
+            inputs = (np.sign(inputs) * np.abs(inputs) ** gamma).astype(inputs.dtype)
+        return inputs, case.target[(slice(None), *window)]
 
     def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray, None]:
         """``batch`` crops ``[B, C, 1, AP, LR]`` and targets ``[B, 1, 1, AP, LR]``, cases drawn at random."""
@@ -126,7 +142,10 @@ class Mri2MriTrainer(Trainer):
             "batch_norm": bool(model["batch_norm"]),
         }
         seed = self._start_optimisation(model["architecture"])
-        self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
+        gamma = config["input_gamma"]
+        self.sampler = SliceSampler(
+            self.train_cases, self.patch, np.random.default_rng(seed), None if gamma is None else tuple(gamma)
+        )
         self.val_batches = self._validation_batches(seed + 1)
         self.features = self._feature_network(config["loss"])
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -31,10 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_recipe(text: str) -> tuple[str, dict]:
-    """``NAME:key=value,key=value`` (dotted keys reach nested settings, values parsed as YAML)."""
+    """``NAME:key=value,key=value`` (dotted keys reach nested settings, values parsed as YAML, lists as [a,b])."""
     name, _, settings = text.partition(":")
     overrides: dict = {}
-    for item in filter(None, settings.split(",")):
+    for item in filter(None, re.split(r",(?![^\[]*\])", settings)):  # commas inside [...] belong to a list
         key, _, value = item.partition("=")
         *parents, leaf = key.strip().split(".")
         target = overrides
