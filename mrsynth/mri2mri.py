@@ -172,7 +172,7 @@ class Mri2MriTrainer(Trainer):
 
             layers = [int(layer) for layer in settings["layers"]]
             loss = perceptual_loss(self.features, out, yt, layers=layers, l1_weight=float(settings["l1_weight"]))
-        ssim_weight = float(settings.get("ssim_weight", 0.0))
+        ssim_weight = float(settings["ssim_weight"])
         if ssim_weight:
             loss = loss + ssim_weight * ssim_loss(out, yt)
         return loss

@@ -49,7 +49,8 @@ def ssim_loss(
     ``data_range`` sets SSIM's stabilising constants, (K * data_range)^2: give the targets' intensity
     range (1 for images in the project's p99 units). Windows are taken where they fit inside the
     tensor (no padding), so a border of ``size // 2`` contributes to the mean only through its
-    neighbours. An axis shorter than ``size`` (a 2D slice stored as depth 1) is not smoothed along.
+    neighbours. A 3D tensor of depth 1 (a 2D slice in the project's [B, C, 1, H, W] layout) is scored
+    in 2D; any other axis shorter than ``size`` is refused.
     """
     if prediction.shape != target.shape:
         raise MRSynthError(f"SSIM loss: prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ")
