@@ -26,23 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_mri2mri import evaluate  # noqa: E402
 
 from mrsynth.mri2mri import MRI2MRI_DEFAULTS, train_mri2mri  # noqa: E402
+from mrsynth.train_command import parse_overrides  # noqa: E402
 from mrsynth.training import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_recipe(text: str) -> tuple[str, dict]:
-    """``NAME:key=value,key=value`` (dotted keys reach nested settings, values parsed as YAML, lists as [a,b])."""
+    """``NAME:key=value,key=value`` as ``mrsynth train --set`` takes them; commas inside [...] belong to a list."""
     name, _, settings = text.partition(":")
-    overrides: dict = {}
-    for item in filter(None, re.split(r",(?![^\[]*\])", settings)):  # commas inside [...] belong to a list
-        key, _, value = item.partition("=")
-        *parents, leaf = key.strip().split(".")
-        target = overrides
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = yaml.safe_load(value)
-    return name, overrides
+    return name, parse_overrides(list(filter(None, re.split(r",(?![^\[]*\])", settings))))
 
 
 def main() -> None:
