@@ -233,6 +233,19 @@ def test_mind_weight_adds_the_mind_term_to_the_loss(cases, tmp_path):
     assert total.item() == pytest.approx(expected.item(), rel=1e-5) and total.item() > l1.item()
 
 
+def test_aligned_kernel_scheme_trains_on_one_thick_slice_fewer_per_patch(cases, tmp_path):
+    from mrsynth.training import Trainer
+
+    trainer = Trainer(_config(cases, kernel_scheme="aligned"), tmp_path / "a")
+    x, y, k = trainer.sampler.draw(2)
+    assert y.shape[-1] == PATCH[2] // 4 - 1 and k.shape == (2, 8)
+    assert np.isfinite(trainer.loss(x, y, k, flip=True).item())
+    path = train(_config(cases, kernel_scheme="aligned", iterations=2), tmp_path / "run")
+    assert load_checkpoint(path).info.training["config"]["kernel_scheme"] == "aligned"
+    with pytest.raises(MRSynthError, match="kernel_scheme must be fig3 or aligned"):
+        Trainer(_config(cases, kernel_scheme="average"), tmp_path / "b")
+
+
 def test_early_stopping_ends_a_run_and_survives_resume(cases, tmp_path):
     rule = {"patience": 2, "min_delta": 0.5, "sigma": 0}  # no 50 % improvement: stop after 2 more epochs
     run = tmp_path / "run"

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import MRSynthError
 from .grids import thick_grid
-from .highlow import SLICE_FACTOR, offset_kernel_combinations
+from .highlow import KERNEL_SCHEMES, SLICE_FACTOR, aligned_window, offset_kernel_combinations
 from .masks import OUTSIDE, normalise_p99, sampling_mask
 from .volume_io import check_same_grid, paper_spacing, read_volume, same_grid, to_paper
 
@@ -88,7 +88,12 @@ class RandomSampler:
 
 @dataclass
 class PatchSampler:
-    """Draws High-to-low training patches: one per case in turn, random Fig. 3 offset and kernel each."""
+    """Draws High-to-low training patches: one per case in turn, each at a random offset with its kernel.
+
+    ``kernel_scheme`` "fig3" draws the paper's Fig. 3 (offset, kernel) combinations; "aligned" starts
+    the patch at any slice and reduces it with the average kernel on the image's thick slices
+    (``highlow.aligned_window``), one thick slice fewer per patch.
+    """
 
     cases: list[Case]
     patch: tuple[int, int, int]
@@ -96,9 +101,12 @@ class PatchSampler:
     rng: np.random.Generator
     random_offsets: bool = True
     fixed_offset: int = 0  # the LR offset of every patch when random_offsets is off (kernel training)
+    kernel_scheme: str = "fig3"
     next_case: int = 0
 
     def __post_init__(self) -> None:
+        if self.kernel_scheme not in KERNEL_SCHEMES:
+            raise MRSynthError(f"kernel_scheme must be {' or '.join(KERNEL_SCHEMES)}, not {self.kernel_scheme!r}")
         if self.patch[2] % SLICE_FACTOR:
             raise MRSynthError(f"the LR patch size {self.patch[2]} must be a multiple of {SLICE_FACTOR}")
         for case in self.cases:
@@ -129,12 +137,18 @@ class PatchSampler:
         centre = np.unravel_index(case.candidates[self.rng.integers(len(case.candidates))], case.mask.shape)
         shape = case.inputs.shape[1:]
         starts = [int(np.clip(c - p // 2, 0, s - p)) for c, p, s in zip(centre[:2], self.patch[:2], shape[:2])]
+        si, ap = (slice(s, s + p) for s, p in zip(starts, self.patch[:2]))
         n_thick, lr_len = case.target.shape[2], self.patch[2] // SLICE_FACTOR
+        if self.random_offsets and self.kernel_scheme == "aligned":
+            # any start whose thick slices exist: first + lr_len - 1 <= n_thick (aligned_window's first)
+            highest = min(shape[2] - self.patch[2], SLICE_FACTOR * (n_thick - lr_len + 1) + self.pair_start - 1)
+            hr0 = int(np.clip(centre[2] - self.patch[2] // 2, 0, highest))
+            j0, kernel = aligned_window(hr0, self.pair_start)
+            return case.inputs[:, si, ap, hr0 : hr0 + self.patch[2]], case.target[si, ap, j0 : j0 + lr_len - 1], kernel
         lowest = -(offset // SLICE_FACTOR) if offset < 0 else 0
         highest = min(n_thick - lr_len, (shape[2] - self.patch[2] - offset) // SLICE_FACTOR)
         j0 = int(np.clip(round((centre[2] - self.patch[2] / 2 - offset) / SLICE_FACTOR), lowest, highest))
         hr0 = SLICE_FACTOR * j0 + offset
-        si, ap = (slice(s, s + p) for s, p in zip(starts, self.patch[:2]))
         x = case.inputs[:, si, ap, hr0 : hr0 + self.patch[2]]
         y = case.target[si, ap, j0 : j0 + lr_len]
         return x, y, kernel

@@ -28,6 +28,16 @@ The paper's data had the pair at p = 0 (offsets 0, -1, -2; "the [1/6, 1/3, 1/3, 
 works for an offset of -1"). Our simulator's slice profile [1/6, 1/3, 1/3, 1/6] puts it at p = 1.
 ``estimate_pair_start`` finds p from data the way the paper did (similarity of each GE slice phase
 to the thick TSE), so real data need no hand-set value.
+
+The Fig. 3 scheme has a cost the paper did not measure: the network, blind to the offset, must fit
+every combination at once, so it learns pair mean = neighbours' mean = thick value, a low-pass along
+LR. For a linear network the optimum is the truth filtered by E[h]^2 / E[h^2] (h the combinations'
+frequency responses): 0.11 at the 4-slice period. The frozen kernel of section II.E.6 then sharpens
+it back and comes out centre-heavy, as in the paper's Table A1. The ``aligned`` scheme
+(``aligned_window``) keeps the random offsets, which is what hides the slice phase from the network,
+but always reduces with the average kernel itself, placed on the image's own thick slices: the patch
+may start at any slice, and the strided kernel gets ``2 * SLICE_FACTOR`` taps so that it can sit at
+any phase inside its window. Its optimum is the truth.
 """
 
 from __future__ import annotations
@@ -38,6 +48,9 @@ import numpy as np
 import torch
 
 SLICE_FACTOR = 4
+KERNEL_SCHEMES = ("fig3", "aligned")
+# The paper's average weighting of the four slices around the most similar pair (Fig. 3, top right)
+AVERAGE_KERNEL = (1 / 6, 1 / 3, 1 / 3, 1 / 6)
 
 # One kernel (configuration k, offset 0), or kernels by LR offset of the window (section IV.C)
 LrKernels = Sequence[float] | Mapping[int, Sequence[float]]
@@ -68,26 +81,50 @@ def inference_kernel(pair_start: int) -> tuple[float, ...]:
     p = 0) the pair kernel [1/2, 1/2, 0, 0] at the pair's position is used, as in section II.F.1.
     """
     if pair_start == 1:
-        return (1 / 6, 1 / 3, 1 / 3, 1 / 6)
+        return AVERAGE_KERNEL
     kernel = [0.0] * SLICE_FACTOR
     kernel[pair_start] = kernel[pair_start + 1] = _HALF
     return tuple(kernel)
 
 
 def downsample_lr(hr: torch.Tensor, kernel: torch.Tensor | Sequence[float], factor: int = SLICE_FACTOR) -> torch.Tensor:
-    """Reduce the last (LR) axis by ``factor`` with a strided 1x1xfactor kernel.
+    """Reduce the last (LR) axis by ``factor`` with a strided 1x1xK kernel.
 
-    ``kernel`` is one kernel of ``factor`` weights or one per batch item (shape [B, factor]).
+    ``kernel`` is one kernel of K weights or one per batch item (shape [B, K]); K is a multiple of
+    ``factor``. K = ``factor`` gives one output slice per ``factor`` input slices; a longer kernel
+    overlaps its windows and gives (length - K) / factor + 1 slices.
     """
-    *lead, length = hr.shape
-    if length % factor:
-        raise ValueError(f"LR length {length} is not a multiple of {factor}")
+    length = hr.shape[-1]
     k = torch.as_tensor(kernel, dtype=hr.dtype, device=hr.device)
-    blocks = hr.reshape(*lead, length // factor, factor)
+    taps = k.shape[-1]
+    if length % factor or taps % factor or taps > length:
+        raise ValueError(
+            f"LR length {length} and kernel size {taps} must be multiples of {factor}, the kernel no longer"
+        )
+    blocks = hr.unfold(-1, taps, factor)
     if k.ndim == 1:
         return blocks @ k
-    view = [k.shape[0]] + [1] * (blocks.ndim - 2) + [factor]
+    view = [k.shape[0]] + [1] * (blocks.ndim - 2) + [taps]
     return (blocks * k.reshape(view)).sum(-1)
+
+
+def aligned_window(
+    hr_start: int, pair_start: int, kernel: Sequence[float] = AVERAGE_KERNEL
+) -> tuple[int, tuple[float, ...]]:
+    """The ``aligned`` scheme's reduction of a patch whose LR axis starts at high-resolution slice ``hr_start``.
+
+    ``kernel`` (four weights) is centred on thick slice j's pair, i.e. its first tap is slice
+    4j + p - 1. Returns the first thick slice j whose four slices lie inside the patch and the
+    ``2 * SLICE_FACTOR``-tap kernel that, strided by ``SLICE_FACTOR`` over the patch, gives thick
+    slices j, j + 1, ... (one fewer than the patch's length / ``SLICE_FACTOR``).
+    """
+    if len(kernel) != SLICE_FACTOR:
+        raise ValueError(f"the aligned kernel needs {SLICE_FACTOR} weights, not {len(kernel)}")
+    first = -(-(hr_start - pair_start + 1) // SLICE_FACTOR)
+    phase = SLICE_FACTOR * first + pair_start - 1 - hr_start
+    taps = [0.0] * (2 * SLICE_FACTOR)
+    taps[phase : phase + SLICE_FACTOR] = [float(w) for w in kernel]
+    return first, tuple(taps)
 
 
 def estimate_pair_start(ge_hr: np.ndarray, tse_thick: np.ndarray, mask: np.ndarray | None = None) -> int:

@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
     "epoch_patches": 800,
     "val_patches": 160,
     "random_offsets": True,
+    # fig3: the paper's offset/kernel combinations; aligned: random offsets, the average kernel on the
+    # image's own thick slices (no low-pass bias along LR; see mrsynth.highlow)
+    "kernel_scheme": "fig3",
     # L = L1 + mind_weight * MIND(sTSE_HR, GE aIP) on Sobel features (eq. 2; the paper used 0 and 0.1);
     # the aIP GE is the last input
     "mind_weight": 0.0,
@@ -199,7 +202,8 @@ class Trainer:
         """The sampler of training or validation batches over ``cases``; each task's trainer draws its own kind."""
         if self.approach == "low-to-low":
             return ThickPatchSampler(cases, self.patch, rng)
-        return PatchSampler(cases, self.patch, self.pair_start, rng, random_offsets)
+        scheme = str(self.config["kernel_scheme"])
+        return PatchSampler(cases, self.patch, self.pair_start, rng, random_offsets, kernel_scheme=scheme)
 
     def _early_stopping(self, rule: dict[str, float] | None) -> EarlyStopping | None:
         if not rule:
