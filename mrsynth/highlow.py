@@ -31,7 +31,7 @@ to the thick TSE), so real data need no hand-set value.
 
 The Fig. 3 scheme has a cost the paper did not measure: the network, blind to the offset, must fit
 every combination at once, so it learns pair mean = neighbours' mean = thick value, a low-pass along
-LR. For a linear network the optimum is the truth filtered by E[h]^2 / E[h^2] (h the combinations'
+LR. For a linear network under L2 the optimum is the truth filtered by E[h]^2 / E[h^2] (h the combinations'
 frequency responses): 0.11 at the 4-slice period. The frozen kernel of section II.E.6 then sharpens
 it back and comes out centre-heavy, as in the paper's Table A1. The ``aligned`` scheme
 (``aligned_window``) keeps the random offsets, which is what hides the slice phase from the network,
@@ -99,7 +99,7 @@ def downsample_lr(hr: torch.Tensor, kernel: torch.Tensor | Sequence[float], fact
     taps = k.shape[-1]
     if length % factor or taps % factor or taps > length:
         raise ValueError(
-            f"LR length {length} and kernel size {taps} must be multiples of {factor}, the kernel no longer"
+            f"LR length {length} and kernel size {taps} must be multiples of {factor}, with the kernel no longer"
         )
     blocks = hr.unfold(-1, taps, factor)
     if k.ndim == 1:

@@ -4,7 +4,7 @@
 # (configs/gre-to-tse-sim.yaml, then configs/gre-to-tse-sim-stage2.yaml from its weights, then
 # configs/gre-to-tse-sim-aligned.yaml from those, under the aligned kernel scheme),
 # and bundle the result with a model card measured on the BrainWeb test subject.
-# Usage: scripts/train_default_model.sh [extra --set overrides for both stages, e.g. --set device=cuda]
+# Usage: scripts/train_default_model.sh [extra --set overrides for every stage, e.g. --set device=cuda]
 # A killed run continues where it stopped when the script is started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Retrain the bundled model gre-to-t2tse-sim (GE aOP + aIP -> T2w TSE) and bundle it with its measured card.
+# Train the candidate model gre-to-t2tse-sim (GE aOP + aIP -> T2w TSE) and bundle it with its measured card.
 # It uses the subjects that scripts/train_default_model.sh simulates (run that first) and starts from the
-# bundled gre-to-tse-sim weights, in two stages (configs/gre-to-t2tse-sim.yaml, then
+# weights of gre-to-tse-sim's stage 2 (runs/gre-to-tse-sim-stage2), in two stages (configs/gre-to-t2tse-sim.yaml, then
 # configs/gre-to-t2tse-sim-stage2.yaml from its weights).
 # Usage: scripts/train_t2_model.sh [extra --set overrides for both stages, e.g. --set device=cuda]
 # A killed run continues where it stopped when the script is started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -f runs/sim/seg_15/TSE_T2_thick.nii.gz ]; then
-  echo "no simulated subjects in runs/sim: run scripts/train_default_model.sh first" >&2
+if [ ! -f runs/sim/seg_15/TSE_T2_thick.nii.gz ] || [ ! -f runs/gre-to-tse-sim-stage2/model.pt ]; then
+  echo "no simulated subjects in runs/sim or no runs/gre-to-tse-sim-stage2: run scripts/train_default_model.sh first" >&2
   exit 1
 fi
 stage() {  # stage RUN_DIR CONFIG [overrides]
