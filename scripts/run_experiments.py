@@ -60,6 +60,7 @@ from mrsynth.inference import InferenceOptions
 from mrsynth.kernel_training import fit_kernel, frozen_outputs
 from mrsynth.lowlow import thick_images
 from mrsynth.models import load_model
+from mrsynth.models.registry import registry
 from mrsynth.significance import paired_t_test
 from mrsynth.simulate import target_volumes
 from mrsynth.synthesis import synthesize
@@ -131,10 +132,14 @@ def train_one(
 
 
 def model_key(model: str) -> str:
-    """A cache name for a ``--models`` entry: the registry name, or the checkpoint's run folder and stem
-    (runs/x/model.pt -> x-model) so that two runs' model.pt files do not share a cache."""
+    """A cache name for a ``--models`` entry: the checkpoint's run folder and stem (runs/x/model.pt ->
+    x-model, so that two runs' model.pt files do not share a cache), or the registry name with the
+    start of its sha256 (a re-bundled model gets a new cache)."""
+    entries = registry()
+    if model in entries:
+        return f"{model}-{entries[model].sha256[:8]}"
     path = Path(model)
-    return path.stem if path.parent == Path(".") else f"{path.parent.name}-{path.stem}"
+    return f"{path.parent.name}-{path.stem}"
 
 
 def predict(model: LoadedModel, case: Path) -> tuple[sitk.Image, sitk.Image]:
