@@ -308,7 +308,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="CASE",
-        help="also fit each --models model's kernel on these case folders (unseen subjects, e.g. runs/sim/brainweb)",
+        help="also fit the truth's and each --models model's kernel on these cases (unseen, e.g. runs/sim/brainweb)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -375,6 +375,11 @@ def main() -> None:
             for label in BASELINES:
                 collect(hr_rows.setdefault(label, {}), baseline_record[case.name][label])
         kernels |= cached(Path(args.out_dir) / target / "truth_kernels.json", truth_kernels, test, contrast)
+        if args.kernel_cases:
+            names = "+".join(Path(c).name for c in args.kernel_cases)
+            unseen = [Path(c) for c in args.kernel_cases]
+            truth = cached(Path(args.out_dir) / target / f"truth_kernels-{names}.json", truth_kernels, unseen, contrast)
+            kernels |= {f"{label}, fitted on {names}": kernel for label, kernel in truth.items()}
         for extra in [m.split("=", 1)[1] for m in args.models if m.startswith(f"{target}=")]:
             loaded = load_model(extra)
             record = cached(
@@ -391,7 +396,6 @@ def main() -> None:
                 collect(hr_rows.setdefault(label, {}), record["hr"][case.name])
             kernels[label] = record["kernel"]
             if args.kernel_cases:
-                names = "+".join(Path(c).name for c in args.kernel_cases)
                 fitted = cached(
                     Path(args.out_dir) / target / f"kernel-{model_key(extra)}-{loaded.info.name}-{names}.json",
                     lambda m: {"kernel": trained_kernel(m, [Path(c) for c in args.kernel_cases])},
