@@ -344,6 +344,8 @@ def main() -> None:
         "",
     ]
     raw: dict[str, Any] = {}
+    unseen = [Path(c) for c in args.kernel_cases]  # --kernel-cases, named in the report by their folders
+    names = "+".join(c.name for c in unseen)
     for target in args.targets:
         contrast = TARGETS[target]
         lr_rows: dict[str, dict[str, list[float]]] = {}
@@ -375,9 +377,7 @@ def main() -> None:
             for label in BASELINES:
                 collect(hr_rows.setdefault(label, {}), baseline_record[case.name][label])
         kernels |= cached(Path(args.out_dir) / target / "truth_kernels.json", truth_kernels, test, contrast)
-        if args.kernel_cases:
-            names = "+".join(Path(c).name for c in args.kernel_cases)
-            unseen = [Path(c) for c in args.kernel_cases]
+        if unseen:
             truth = cached(Path(args.out_dir) / target / f"truth_kernels-{names}.json", truth_kernels, unseen, contrast)
             kernels |= {f"{label}, fitted on {names}": kernel for label, kernel in truth.items()}
         for extra in [m.split("=", 1)[1] for m in args.models if m.startswith(f"{target}=")]:
@@ -395,10 +395,10 @@ def main() -> None:
                 collect(lr_rows.setdefault(label, {}), record["lr"][case.name])
                 collect(hr_rows.setdefault(label, {}), record["hr"][case.name])
             kernels[label] = record["kernel"]
-            if args.kernel_cases:
+            if unseen:
                 fitted = cached(
                     Path(args.out_dir) / target / f"kernel-{model_key(extra)}-{loaded.info.name}-{names}.json",
-                    lambda m: {"kernel": trained_kernel(m, [Path(c) for c in args.kernel_cases])},
+                    lambda m: {"kernel": trained_kernel(m, unseen)},
                     loaded,
                 )
                 kernels[f"{label}, fitted on {names}"] = fitted["kernel"]
