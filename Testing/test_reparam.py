@@ -22,8 +22,8 @@ from mrsynth.reparam_data import (
     TE_RANGE,
     TR_RANGE,
     Anatomy,
+    CropSimulator,
     acquire,
-    make_pair,
     noise_free,
     parameter_declaration,
     sample_parameters,
@@ -102,17 +102,45 @@ def test_parameters_are_drawn_in_range_with_te_toward_short_values():
     assert np.mean(te < 100) > 0.35  # a linear draw would give 8 %
 
 
-def test_training_pairs_are_each_in_units_of_their_own_99th_percentile():
+def _phantom_simulator() -> CropSimulator:
     phantom = sitk.RegionOfInterest(bundled_phantom(), (176, 128, 12), (20, 26, 80))
-    anatomy = Anatomy.from_labels("brainweb", phantom, "brainweb")
+    return CropSimulator(Anatomy.from_labels("brainweb", phantom, "brainweb"), SPEC)
+
+
+def test_training_crops_are_the_whole_stack_simulation_there_in_units_of_its_99th_percentile():
+    simulator = _phantom_simulator()
+    anatomy, psf = simulator.anatomy, simulator.psf
+    _, ap, lr = anatomy.head.shape
+    crops = [(3, 0, 0), (7, ap - 40, lr - 40), (5, 37, 51)]  # two at the slice's borders, one inside
     rng = np.random.default_rng(0)
-    x, y, scale = make_pair(anatomy, DEFAULT_INPUT, DEFAULT_INPUT, rng)
-    assert np.percentile(x[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
-    assert np.percentile(y[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
-    # the same setting: the target is the input without its noise
-    assert np.median(np.abs(x - y)[anatomy.head]) < 0.1
-    _, dark, dark_scale = make_pair(anatomy, {"TR": 4500.0, "TE": 1000.0}, DEFAULT_INPUT, rng)
-    assert dark_scale < scale / 5 and np.percentile(dark[anatomy.head], 99) == pytest.approx(1.0, rel=1e-3)
+    target = {"TR": 2000.0, "TE": 120.0}
+    x, y = simulator.pairs(DEFAULT_INPUT, target, crops, 40, rng)
+    whole = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], SPEC), psf)
+    p99 = np.percentile(whole[anatomy.head], 99)
+    for crop, got in zip(crops, y, strict=True):
+        s, a, b = crop
+        expected = whole[s, a : a + 40, b : b + 40] / p99
+        assert np.abs(got - expected).max() < 0.01 * expected.max()  # the sampled p99 is within 1 %
+        ratio = got[expected > 0.05] / expected[expected > 0.05]
+        assert ratio.std() < 1e-5  # the same image up to that scale: the crop's blur is exact
+    # the same setting: the input is the target plus Rician noise of sigma = p99 / 30
+    x, y = simulator.pairs(DEFAULT_INPUT, DEFAULT_INPUT, crops, 40, rng)
+    bright = y > 0.3
+    assert 0.8 / 30 < np.std((x - y)[bright]) < 1.2 / 30
+    # a nearly black input (TE 1 s) is brought to the same units as any other
+    dark, _ = simulator.pairs({"TR": 4500.0, "TE": 1000.0}, DEFAULT_INPUT, crops, 40, rng)
+    assert 0.2 < dark.max() < 3.0
+
+
+def test_crop_sampler_keeps_the_crops_inside_the_slices_and_on_the_head():
+    simulator = _phantom_simulator()
+    crops = simulator.random_crops(32, 200, np.random.default_rng(1))
+    _, ap, lr = simulator.anatomy.head.shape
+    for s, a, b in crops:
+        assert 0 <= a <= ap - 32 and 0 <= b <= lr - 32
+        assert simulator.anatomy.head[s, a : a + 32, b : b + 32].any()
+    with pytest.raises(MRSynthError, match="smaller than the crop"):
+        simulator.random_crops(max(ap, lr) + 1, 1, np.random.default_rng(1))
 
 
 def test_param_assignments_parse_and_refuse_bad_text():

@@ -24,10 +24,9 @@ from .reparam_data import (
     DEFAULT_INPUT,
     SNR,
     Anatomy,
+    CropSimulator,
     condition_values,
-    make_pair,
     parameter_declaration,
-    random_crops,
     sample_parameters,
 )
 from .simulate import load_spec
@@ -59,28 +58,27 @@ class ReparamSampler(RandomSampler):
     def __init__(self, anatomies: list[Anatomy], config: dict[str, Any], rng: np.random.Generator):
         if not anatomies:
             raise MRSynthError("no subjects to sample: set data.train to SynthSeg label maps")
-        self.anatomies, self.rng = anatomies, rng
+        self.rng = rng
         self.variant = str(config["variant"])
         self.declared = parameter_declaration(self.variant)
         self.crop, self.draws = int(config["crop"]), int(config["draws"])
         if self.draws < 1 or int(config["batch_size"]) % self.draws:
             raise MRSynthError(f"batch_size {config['batch_size']} must be a multiple of draws {self.draws}")
-        self.spec = load_spec()
+        spec = load_spec()
+        self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
 
     def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, cs = [], [], []
         for _ in range(self.draws):
-            anatomy = self.anatomies[int(self.rng.integers(len(self.anatomies)))]
+            simulator = self.simulators[int(self.rng.integers(len(self.simulators)))]
             source = dict(DEFAULT_INPUT) if self.variant == "default" else sample_parameters(self.rng)
             target = sample_parameters(self.rng)
-            x, y, _ = make_pair(anatomy, source, target, self.rng, self.spec)
-            conditions = condition_vector(self.declared, condition_values(self.declared, source, target))
-            for s, a, b in random_crops(anatomy.head, self.crop, batch_size // self.draws, self.rng):
-                window = (s, slice(a, a + self.crop), slice(b, b + self.crop))
-                xs.append(x[window][None])
-                ys.append(y[window][None])
-                cs.append(conditions)
-        return np.stack(xs), np.stack(ys), np.asarray(cs, dtype=np.float32)
+            crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
+            x, y = simulator.pairs(source, target, crops, self.crop, self.rng)
+            xs.append(x[:, None])
+            ys.append(y[:, None])
+            cs += [condition_vector(self.declared, condition_values(self.declared, source, target))] * len(crops)
+        return np.concatenate(xs), np.concatenate(ys), np.asarray(cs, dtype=np.float32)
 
 
 class ReparamTrainer(Trainer):
