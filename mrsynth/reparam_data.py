@@ -130,7 +130,7 @@ class CropSimulator:
     """Training pairs of one anatomy, simulated only where the crops are.
 
     Why: simulating the whole stack of slices at two settings for every draw, to use four 64x64
-    crops of it, took 80 % of a training step on a CPU. The crops here are what the whole-stack
+    crops of it, took two thirds of a training step on a CPU. The crops here are what the whole-stack
     simulation would give at those places: the in-plane blur of a crop with a margin of the blur's
     radius equals the blur of the whole slice there. Only the head-wide quantities, the 99th
     percentiles that set the noise level and the two normalisations, come from a fixed random
