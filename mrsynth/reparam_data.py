@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .errors import MRSynthError
-from .simulate import _tissue_se, load_spec, tissue_map
+from .simulate import _rician, _tissue_se, load_spec, tissue_map
 from .volume_io import paper_axes, read_labels
 
 TR_RANGE = (1200.0, 10000.0)
@@ -83,10 +83,7 @@ def noise_free(tissues: np.ndarray, signals: np.ndarray, psf: float) -> np.ndarr
 
 def acquire(clean: np.ndarray, head: np.ndarray, rng: np.random.Generator, snr: float = SNR) -> np.ndarray:
     """Rician magnitude of ``clean`` with sigma = (99th percentile inside the head) / SNR."""
-    sigma = float(np.percentile(clean[head], 99)) / snr
-    real = clean + sigma * rng.standard_normal(clean.shape, dtype=np.float32)
-    imag = sigma * rng.standard_normal(clean.shape, dtype=np.float32)
-    return np.hypot(real, imag).astype(np.float32)
+    return _rician(clean, None, float(np.percentile(clean[head], 99)) / snr, rng)
 
 
 @dataclass
@@ -141,10 +138,10 @@ class CropSimulator:
         self.anatomy, self.spec = anatomy, load_spec() if spec is None else spec
         self.psf = float(self.spec["acquisition"]["psf_sigma_voxels"])
         self.margin = int(4.0 * self.psf + 0.5)  # scipy's Gaussian radius at its default truncation
-        self.head_voxels = np.argwhere(anatomy.head)
         inside = np.flatnonzero(anatomy.head)
         if inside.size == 0:
             raise MRSynthError(f"anatomy {anatomy.name} has an empty head mask: check its label map")
+        self.head_voxels = np.column_stack(np.unravel_index(inside, anatomy.head.shape))
         chosen = np.random.default_rng(seed).choice(inside, size=min(voxels, inside.size), replace=False)
         tissues = len(self.spec["tissues"])
         self.shares = np.zeros((tissues, chosen.size), dtype=np.float32)
@@ -192,18 +189,11 @@ class CropSimulator:
         wanted = tissue_signals(target["TR"], target["TE"], self.spec)
         clean = given @ self.shares
         sigma = self.head_p99(clean) / SNR
-        input_scale = self.head_p99(
-            np.hypot(clean + sigma * rng.standard_normal(clean.shape), sigma * rng.standard_normal(clean.shape))
-        )
+        input_scale = self.head_p99(_rician(clean, None, sigma, rng))
         target_scale = self.head_p99(wanted @ self.shares)
         xs, ys = [], []
         for crop in crops:
-            x = self.region(given, crop, size)
-            noisy = np.hypot(
-                x + sigma * rng.standard_normal(x.shape, dtype=np.float32),
-                sigma * rng.standard_normal(x.shape, dtype=np.float32),
-            )
-            xs.append(noisy / input_scale)
+            xs.append(_rician(self.region(given, crop, size), None, sigma, rng) / input_scale)
             ys.append(self.region(wanted, crop, size) / target_scale)
         return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
 

@@ -23,7 +23,7 @@ from mrsynth.paramnet import ParamNet
 from mrsynth.reparam_data import Anatomy, CropSimulator, acquire, noise_free, sample_parameters, tissue_signals
 from mrsynth.simulate import load_spec
 
-LABELS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthseg_labels"
+LABELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthseg_labels"
 
 
 def whole_stack_batch(simulator: CropSimulator, crops: list, size: int, rng: np.random.Generator) -> np.ndarray:
