@@ -283,6 +283,7 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
         "draws": 2,
         "iterations": 2,
         "threads": 1,
+        "loss": "relative_mse",
     }
     path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
     model = load_checkpoint(path)
@@ -291,6 +292,49 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
     values = {"input_TR": 4500, "input_TE": 50, "TR": 2000, "TE": 80}
     result = synthesize(model, [_head_image()], parameters=values, device="cpu")
     assert result.hr.GetSize() == (20, 24, 4)
+
+
+def test_draw_groups_follow_the_conditioning_values_of_each_draw():
+    from mrsynth.reparam_training import draw_groups
+
+    draws = np.array([[0.1, 0.2], [0.5, 0.5], [0.1, 0.3]], dtype=np.float32)
+    groups = draw_groups(np.repeat(draws, 3, axis=0))
+    assert groups.tolist() == [0, 0, 0, 2, 2, 2, 1, 1, 1]
+
+
+def test_relative_mse_is_one_for_the_best_linear_map_and_weighs_every_draw_alike():
+    from mrsynth.reparam_training import relative_mse
+
+    rng = np.random.default_rng(0)
+    source = torch.from_numpy(rng.random((4, 1, 8, 8)))
+    target = torch.from_numpy(rng.random((4, 1, 8, 8)))
+    groups = torch.tensor([0, 0, 1, 1])
+    fitted = torch.empty_like(source)
+    for g in (0, 1):  # the least-squares map a x + b of each draw, fitted over both of its crops
+        x, y = source[groups == g].flatten().numpy(), target[groups == g].flatten().numpy()
+        a, b = np.polyfit(x, y, 1)
+        fitted[groups == g] = a * source[groups == g] + b
+    assert float(relative_mse(fitted, target, source, groups)) == pytest.approx(1.0, rel=1e-9)
+    assert float(relative_mse(target, target, source, groups)) == 0.0
+    # a draw's scale does not change its weight: ten times larger errors in one draw with ten times
+    # larger images leave the loss as it was, where plain MSE would be ruled by that draw
+    worse = target + 0.1
+    scale = torch.where(groups[:, None, None, None] == 1, 10.0, 1.0).to(source.dtype)
+    plain = relative_mse(worse, target, source, groups)
+    scaled_draw = relative_mse(worse * scale, target * scale, source * scale, groups)
+    assert float(scaled_draw) == pytest.approx(float(plain), rel=1e-9)
+    mse = torch.nn.functional.mse_loss
+    assert float(mse(worse * scale, target * scale)) > 50 * float(mse(worse, target))
+
+
+def test_an_unknown_reparameterisation_loss_is_refused(shared_data, tmp_path):
+    from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
+    from mrsynth.training import load_config
+
+    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
+    overrides = {"data": {"train": [labels], "val": [], "slices": 4}, "loss": "l1", "iterations": 1}
+    with pytest.raises(MRSynthError, match="unknown re-parameterisation loss 'l1': use mse or relative_mse"):
+        train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
 
 
 @pytest.mark.parametrize("name", ["reparam-default-sim", "reparam-param-sim"])
