@@ -102,6 +102,16 @@ def test_parameters_are_drawn_in_range_with_te_toward_short_values():
     assert np.mean(te < 100) > 0.35  # a linear draw would give 8 %
 
 
+def test_tr_can_be_drawn_log_uniformly_and_an_unknown_scale_is_refused():
+    rng = np.random.default_rng(0)
+    tr = np.array([sample_parameters(rng, "log")["TR"] for _ in range(4000)])
+    assert TR_RANGE[0] <= tr.min() and tr.max() <= TR_RANGE[1]
+    assert abs(np.median(tr) - math.sqrt(TR_RANGE[0] * TR_RANGE[1])) < 150  # 3464 ms
+    assert np.mean(tr < 2500) > 0.3  # a uniform draw gives 15 %
+    with pytest.raises(MRSynthError, match="unknown TR sampling scale 'cubic'"):
+        sample_parameters(rng, "cubic")
+
+
 def _phantom_simulator() -> CropSimulator:
     phantom = sitk.RegionOfInterest(bundled_phantom(), (176, 128, 12), (20, 26, 80))
     return CropSimulator(Anatomy.from_labels("brainweb", phantom, "brainweb"), SPEC)

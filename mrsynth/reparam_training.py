@@ -43,6 +43,7 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "crop": 64,
     "draws": 4,
     "loss": "mse",  # mse (the paper) or relative_mse
+    "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
     "batch_size": 16,
     "learning_rate": 1.0e-3,
     "lr_schedule": "cosine",
@@ -68,13 +69,16 @@ class ReparamSampler(RandomSampler):
             raise MRSynthError(f"batch_size {config['batch_size']} must be a multiple of draws {self.draws}")
         spec = load_spec()
         self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
+        if config["tr_scale"] not in ("linear", "log"):
+            raise MRSynthError(f"unknown tr_scale {config['tr_scale']!r}: use linear (the paper) or log")
+        self.settings = partial(sample_parameters, rng, str(config["tr_scale"]))
 
     def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, cs = [], [], []
         for _ in range(self.draws):
             simulator = self.simulators[int(self.rng.integers(len(self.simulators)))]
-            source = dict(DEFAULT_INPUT) if self.variant == "default" else sample_parameters(self.rng)
-            target = sample_parameters(self.rng)
+            source = dict(DEFAULT_INPUT) if self.variant == "default" else self.settings()
+            target = self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             x, y = simulator.pairs(source, target, crops, self.crop, self.rng)
             xs.append(x[:, None])
