@@ -64,9 +64,9 @@ def sample_parameters(rng: np.random.Generator, tr_scale: str = "linear") -> dic
     """TR uniform over its range, TE log-uniform (more short TEs), as section 3.3 describes.
 
     ``tr_scale="log"`` draws TR log-uniformly too (half the draws below 3.46 s): the paper's reason for
-    favouring short TE holds for TR as well, since T1 recovery changes the image fastest at short TR,
-    and it is there (short TR and TE, where CSF is nearly as bright as tissue) that Param-to-Param
-    trained on uniform TR mapped inputs worst.
+    favouring short TE holds for TR as well, since T1 recovery changes the image fastest at short TR.
+    Param-to-Param trained on uniform TR makes inputs at short TR and TE (where CSF is nearly as
+    bright as tissue) too dark; drawing more of them did not cure that (docs/other-systems.md).
     """
     if tr_scale not in ("linear", "log"):
         raise MRSynthError(f"unknown TR sampling scale {tr_scale!r}: use linear or log")

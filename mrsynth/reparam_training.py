@@ -166,8 +166,9 @@ def relative_mse(
 
     Why: the MSE of one draw ranges over two orders of magnitude with the settings. A long-TE input
     is nearly all noise and cannot be mapped to a short-TE target, while a target next to the input's
-    own setting is nearly a rescaled copy of it. Under plain MSE the first kind dominates the
-    gradient, and Param-to-Param stayed below the rescaled input exactly where that is good. Divided by
+    own setting is nearly a rescaled copy of it. Under plain MSE the draws with the largest errors
+    rule the gradient, and Param-to-Param stayed below the rescaled input next to its own setting,
+    where rescaling is already good. Divided by
     what rescaling achieves, every draw counts by how much better than rescaling the network does (a
     value below 1 beats it), which is what the model is judged on, setting by setting. ``floor``
     keeps a group whose input is already an exact linear copy from dividing by zero.
