@@ -36,6 +36,7 @@ from .volume_io import paper_axes, read_labels
 
 TR_RANGE = (1200.0, 10000.0)
 TE_RANGE = (20.0, 1000.0)
+TR_SCALES = ("linear", "log")  # uniform TR (the paper) or log-uniform TR
 DEFAULT_INPUT = {"TR": 4500.0, "TE": 50.0}  # the paper's fixed input acquisition for Default-to-Param
 SNR = 30.0
 
@@ -68,7 +69,7 @@ def sample_parameters(rng: np.random.Generator, tr_scale: str = "linear") -> dic
     Param-to-Param trained on uniform TR makes inputs at short TR and TE (where CSF is nearly as
     bright as tissue) too dark; drawing more of them did not cure that (docs/other-systems.md).
     """
-    if tr_scale not in ("linear", "log"):
+    if tr_scale not in TR_SCALES:
         raise MRSynthError(f"unknown TR sampling scale {tr_scale!r}: use linear or log")
     if tr_scale == "log":
         tr = float(math.exp(rng.uniform(math.log(TR_RANGE[0]), math.log(TR_RANGE[1]))))

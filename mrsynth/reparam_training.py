@@ -24,6 +24,7 @@ from .errors import MRSynthError
 from .reparam_data import (
     DEFAULT_INPUT,
     SNR,
+    TR_SCALES,
     Anatomy,
     CropSimulator,
     condition_values,
@@ -67,11 +68,11 @@ class ReparamSampler(RandomSampler):
         self.crop, self.draws = int(config["crop"]), int(config["draws"])
         if self.draws < 1 or int(config["batch_size"]) % self.draws:
             raise MRSynthError(f"batch_size {config['batch_size']} must be a multiple of draws {self.draws}")
-        spec = load_spec()
-        self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
-        if config["tr_scale"] not in ("linear", "log"):
+        if config["tr_scale"] not in TR_SCALES:
             raise MRSynthError(f"unknown tr_scale {config['tr_scale']!r}: use linear (the paper) or log")
         self.settings = partial(sample_parameters, rng, str(config["tr_scale"]))
+        spec = load_spec()
+        self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
 
     def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, cs = [], [], []
@@ -168,27 +169,27 @@ def relative_mse(
     is nearly all noise and cannot be mapped to a short-TE target, while a target next to the input's
     own setting is nearly a rescaled copy of it. Under plain MSE the draws with the largest errors
     rule the gradient, and Param-to-Param stayed below the rescaled input next to its own setting,
-    where rescaling is already good. Divided by
-    what rescaling achieves, every draw counts by how much better than rescaling the network does (a
-    value below 1 beats it), which is what the model is judged on, setting by setting. ``floor``
-    keeps a group whose input is already an exact linear copy from dividing by zero.
+    where rescaling is already good. Divided by what rescaling achieves, every draw counts by how much
+    better than rescaling the network does (a value below 1 beats it), which is what the model is
+    judged on, setting by setting. ``floor`` keeps a group whose input is already an exact linear copy
+    from dividing by zero.
     """
     if not output.shape == target.shape == source.shape:
         raise MRSynthError(f"relative_mse needs equal shapes, got {output.shape}, {target.shape}, {source.shape}")
     groups = groups.to(output.device)
     count = int(groups.max()) + 1
-    per_sample = ((output - target) ** 2).flatten(1).mean(1)
-    with torch.no_grad():
-        xs, ys = source.flatten(1).double(), target.flatten(1).double()
-        baseline = torch.empty(count, dtype=torch.float64, device=output.device)
-        for g in range(count):
-            x, y = xs[groups == g].flatten(), ys[groups == g].flatten()
-            x, y = x - x.mean(), y - y.mean()
-            explained = (x @ y) ** 2 / (x @ x) if float(x @ x) > 0 else torch.zeros((), dtype=torch.float64)
-            baseline[g] = (y @ y - explained) / y.numel()
-    sums = torch.zeros(count, dtype=per_sample.dtype, device=output.device).index_add(0, groups, per_sample)
-    sizes = torch.bincount(groups, minlength=count).to(per_sample.dtype)
-    return (sums / sizes / baseline.clamp_min(floor).to(per_sample.dtype)).mean()
+
+    def group_mean(values: torch.Tensor) -> torch.Tensor:  # [N, V] -> [groups]: mean over each group's voxels
+        sums = torch.zeros(count, dtype=values.dtype, device=values.device).index_add(0, groups, values.sum(1))
+        return sums / torch.bincount(groups, minlength=count).to(values.dtype) / values.shape[1]
+
+    with torch.no_grad():  # the least-squares residual of y on x per group: var(y) - cov(x, y)^2 / var(x)
+        x, y = source.flatten(1).double(), target.flatten(1).double()
+        mx, my = group_mean(x), group_mean(y)
+        var_x, var_y, cov = group_mean(x * x) - mx**2, group_mean(y * y) - my**2, group_mean(x * y) - mx * my
+        baseline = var_y - cov**2 / var_x.clamp_min(torch.finfo(torch.float64).tiny)
+    error = group_mean(((output - target) ** 2).flatten(1))
+    return (error / baseline.clamp_min(floor).to(error.dtype)).mean()
 
 
 def _files(entries: list[str], what: str) -> list[str]:
