@@ -131,3 +131,43 @@ def test_scsr_learns_the_residuals_of_a_pattern_it_has_seen():
     assert rmse(out[inner], truth[inner]) < 0.8 * rmse(low[inner], truth[inner])
     with pytest.raises(MRSynthError, match="fit first"):
         sr_baselines.ScSR(factor=4, axis=2).predict(low)
+
+
+def _phantom_slab() -> np.ndarray:
+    """A 48x48x64 (SI AP LR) crop of the bundled BrainWeb phantom, tissue labels scaled to intensities."""
+    from mrsynth.simulate import bundled_phantom
+
+    labels = sitk.GetArrayFromImage(bundled_phantom()).astype(np.float32)
+    centre = np.array(labels.shape) // 2
+    return labels[centre[0] - 24 : centre[0] + 24, centre[1] - 24 : centre[1] + 24, centre[2] - 32 : centre[2] + 32] / 9
+
+
+def test_back_projection_leaves_a_consistent_volume_alone_and_removes_a_smooth_drift():
+    truth = _phantom_slab()
+    thick = thick_slices.make_thick(truth, 2, 4)
+    np.testing.assert_allclose(thick_slices.back_project(truth, thick, 2, 4, 3), truth, atol=1e-5)
+    drift = 0.05 * np.cos(np.linspace(0, np.pi, truth.shape[2]))  # slow along the slice axis, as a network's bias
+    start = truth + drift[None, None]
+    inconsistency = [np.abs(thick_slices.make_thick(start, 2, 4) - thick).mean()]
+    for iterations in (1, 2, 3):
+        out = thick_slices.back_project(start, thick, 2, 4, iterations)
+        inconsistency.append(np.abs(thick_slices.make_thick(out, 2, 4) - thick).mean())
+    assert all(b < a for a, b in zip(inconsistency, inconsistency[1:]))
+    assert rmse(out, truth, np.ones(truth.shape, bool)) < 0.1 * rmse(start, truth, np.ones(truth.shape, bool))
+
+
+def test_back_projection_keeps_detail_the_thick_slices_cannot_see():
+    truth = _phantom_slab()
+    thick = thick_slices.make_thick(truth, 1, 4)
+    detail = 0.1 * (-1.0) ** np.arange(truth.shape[1])  # the thin grid's Nyquist frequency: in the filter's stop band
+    out = thick_slices.back_project(truth + detail[None, :, None], thick, 1, 4, 2)
+    np.testing.assert_allclose(out - truth, np.broadcast_to(detail[None, :, None], truth.shape), atol=0.01)
+
+
+def test_back_projection_refuses_bad_arguments():
+    truth = _phantom_slab()
+    thick = thick_slices.make_thick(truth, 0, 4)
+    with pytest.raises(MRSynthError, match="negative"):
+        thick_slices.back_project(truth, thick, 0, 4, -1)
+    with pytest.raises(MRSynthError, match="thin grid"):
+        thick_slices.back_project(truth[:40], thick, 0, 4, 1)

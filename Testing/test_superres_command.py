@@ -98,3 +98,24 @@ def test_flip_average_is_the_mean_of_the_pass_and_the_mirrored_pass(tmp_path):
     assert not np.allclose(one, mirrored, atol=1e-3)  # the network is not symmetric: the passes differ
     averaged = superresolve_arrays(model, [thick], 2)[0][0]
     np.testing.assert_allclose(averaged, (one + mirrored) / 2, atol=1e-5)
+
+
+def test_back_projection_makes_the_output_consistent_with_its_thick_input(tmp_path):
+    from mrsynth.thick_slices import back_project, make_thick
+
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)
+    thick = simulate_thick(_thin_head(), 4, "SI")
+    plain = superresolve(model, [thick]).outputs[0]
+    projected = superresolve(model, [thick], back_projections=2).outputs[0]
+    before, after = (np.abs(make_thick(to_paper(o), 0, 4) - to_paper(thick)).mean() for o in (plain, projected))
+    assert after < 0.5 * before
+    np.testing.assert_allclose(to_paper(projected), back_project(to_paper(plain), to_paper(thick), 0, 4, 2), atol=1e-3)
+    with pytest.raises(MRSynthError, match="negative"):
+        superresolve(model, [thick], back_projections=-1)
+    path = tmp_path / "bp.nii.gz"
+    sitk.WriteImage(_thin_head(), str(tmp_path / "thin.nii.gz"))
+    args = ["superres", str(tmp_path / "m.pt"), str(tmp_path / "thin.nii.gz"), "--simulate-thick", "--slice-axis", "SI"]
+    assert main([*args, "--back-project", "2", "--output", str(path)]) == 0
+    assert sitk.ReadImage(str(path)).GetSize() == _thin_head().GetSize()

@@ -32,6 +32,7 @@ from .masks import body_mask, normalise_p99
 from .thick_slices import (
     AXIS_NAMES,
     NETWORK_SLICE_AXIS,
+    back_project,
     make_thick,
     parse_axis,
     slice_axis_of,
@@ -84,11 +85,14 @@ def superresolve(
     device: str = "auto",
     progress: Progress | None = None,
     flip_average: bool = True,
+    back_projections: int = 0,
 ) -> SuperResolutionResult:
     """Thick-slice volumes (same grid) -> thin-slice volumes on ``thin_grid``, in the inputs' units.
 
     ``flip_average`` also runs the volume mirrored along the slice axis (thick slices of a mirrored
     head are as plausible, and the thin grid mirrors onto itself) and averages the two passes.
+    ``back_projections`` passes of ``thick_slices.back_project`` then make each output consistent
+    with its thick input under the training forward model (0: the network's output as it is).
     """
     check_model(model)
     if not images:
@@ -112,6 +116,7 @@ def superresolve(
         device=device,
         progress=progress,
         flip_average=flip_average,
+        back_projections=back_projections,
     )
     return SuperResolutionResult(
         outputs=[from_paper(o.astype(np.float32), grid) for o in outputs],
@@ -131,8 +136,11 @@ def superresolve_arrays(
     device: str = "auto",
     progress: Progress | None = None,
     flip_average: bool = True,
+    back_projections: int = 0,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[InferenceReport]]:
     """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units."""
+    if back_projections < 0:
+        raise MRSynthError(f"back-projection passes {back_projections} is negative: give 0 (none) or more")
     channels = int(model.info.arguments.get("in_channels", 1))
     factor = int(model.info.slice_factor)
     body = body_mask(arrays[0]) if mask is None else np.asarray(mask, dtype=bool)
@@ -161,6 +169,8 @@ def superresolve_arrays(
         reports.append(run.report)
     passes = 2 if flip_average else 1
     outputs = [np.moveaxis(sums[g] / passes, NETWORK_SLICE_AXIS, axis) * scaled[g][1] for g in range(len(arrays))]
+    if back_projections:
+        outputs = [back_project(o, a, axis, factor, back_projections) for o, a in zip(outputs, arrays)]
     return outputs, [low[i] * scaled[i][1] for i in range(len(arrays))], reports
 
 
@@ -204,6 +214,14 @@ def add_superres_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_false",
         help="one network pass instead of averaging it with the pass on the mirrored volume (twice as fast)",
     )
+    parser.add_argument(
+        "--back-project",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N passes of back-projection onto the thick input after the network (default 0): removes what the "
+        "thick slices contradict; assumes the training forward model, so best for simulated thick slices",
+    )
     parser.set_defaults(func=run_superres)
     return parser
 
@@ -232,6 +250,7 @@ def run_superres(args: argparse.Namespace) -> int:
         options=InferenceOptions(memory_gb=args.memory),
         device=args.device,
         flip_average=args.flip_average,
+        back_projections=args.back_project,
     )
     for image, path in zip(result.outputs + result.interpolated, outputs + interpolated):
         with atomic_path(path) as tmp:

@@ -34,7 +34,7 @@ from mrsynth.metrics import psnr, rmse, ssim
 from mrsynth.simulate import load_spec
 from mrsynth.sr_baselines import ScSR, fourier, tricubic
 from mrsynth.superres import superresolve_arrays
-from mrsynth.thick_slices import AXIS_NAMES, make_thick
+from mrsynth.thick_slices import AXIS_NAMES, back_project, make_thick
 from mrsynth.volume_io import read_labels, read_volume, to_paper
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -172,7 +172,12 @@ def agreement(rows: list[dict], methods: tuple[str, ...]) -> dict:
 
 
 def dess_table(
-    models: dict, factor: int, labels: list[tuple[str, str]], out: Path, axes: tuple[int, ...] = (2,)
+    models: dict,
+    factor: int,
+    labels: list[tuple[str, str]],
+    out: Path,
+    axes: tuple[int, ...] = (2,),
+    back_projections: int = 0,
 ) -> dict:
     """Table 2: per subject, thick axis and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC.
 
@@ -182,6 +187,8 @@ def dess_table(
     (``rows_common``), so that no method's mean gains or loses voxels the others left out. Each echo's
     pSNR inside the head is kept too, and the first subject's T2 maps are drawn (first axis). The paper's
     DESS was thick along one axis; more ``axes`` (paper order: 0 SI, 1 AP, 2 LR) give more rows.
+    ``back_projections`` > 0 adds each model's echoes after that many passes of
+    ``thick_slices.back_project`` as the method ``NAME+BP``.
     """
     spec = load_spec()
     rows, common, quality = [], [], []
@@ -199,8 +206,13 @@ def dess_table(
             keep = tuple(slice(0, n) if a == axis else slice(None) for a in range(3))
             thick = [make_thick(dess[echo], axis, factor) for echo in ("S1", "S2")]
             thick_mask = make_thick(head.astype(np.float32), axis, factor) > 0.5
-            echoes = {name: [e[keep] for e in superresolve_arrays(model, thick, axis, mask=thick_mask)[0]]
-                      for name, model in models.items()}  # fmt: skip
+            echoes = {}
+            for name, model in models.items():
+                restored = superresolve_arrays(model, thick, axis, mask=thick_mask)[0]
+                echoes[name] = [e[keep] for e in restored]
+                if back_projections:
+                    echoes[f"{name}+BP"] = [back_project(e, t, axis, factor, back_projections)[keep]
+                                            for e, t in zip(restored, thick)]  # fmt: skip
             echoes["TCI"] = [tricubic(t, axis, factor, n) for t in thick]
             echoes["FI"] = [fourier(t, axis, factor, n) for t in thick]
             t2 = {"GT": t2_truth}
@@ -220,7 +232,7 @@ def dess_table(
             if figure is None:
                 title = f"{subject}: DESS T2, echoes thick x{factor} along {AXIS_NAMES[axis]}"
                 figure = dess_figure(t2, out / "dess_t2.png", title)
-    methods = (*models, "TCI", "FI")
+    methods = (*models, *(f"{m}+BP" for m in models if back_projections), "TCI", "FI")
     return {"rows": rows, "summary": agreement(rows, methods), "rows_common": common,
             "summary_common": agreement(common, methods), "echo_psnr": quality, "figure": figure,
             "slice_axes": [AXIS_NAMES[a] for a in axes], "factor": factor}  # fmt: skip
@@ -311,6 +323,13 @@ def main() -> None:
                         help="Table 2 subjects: SynthSeg numbers and/or brainweb (default: the held-out 14 15 "
                         "brainweb; 13 is the DESS model's validation subject)")  # fmt: skip
     parser.add_argument("--dess-axes", nargs="+", default=["LR"], choices=AXIS_NAMES, help="Table 2 thick axes")
+    parser.add_argument(
+        "--back-project",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score each model's output after N back-projection passes (Table 2: NAME+BP)",
+    )
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--scsr-train", nargs="*", default=[])
     parser.add_argument("--threads", type=int, default=0)
@@ -338,7 +357,7 @@ def main() -> None:
         if args.dess_model:
             models["MRSR-DESS"] = load_checkpoint(args.dess_model)
         dess_axes = tuple(AXIS_NAMES.index(a) for a in args.dess_axes)
-        report["dess"] = dess_table(models, factor, dess_labels(args.dess_cases), out, dess_axes)
+        report["dess"] = dess_table(models, factor, dess_labels(args.dess_cases), out, dess_axes, args.back_project)
     if args.native:
         report["native"] = native_figure(model, out)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
