@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Train the candidate model gre-to-t2tse-sim (GE aOP + aIP -> T2w TSE) and bundle it with its measured card.
+# Train gre-to-t2tse-sim (GE aOP + aIP -> T2w TSE) and bundle it with its measured card.
 # It uses the subjects that scripts/train_default_model.sh simulates (run that first) and starts from the
-# weights of gre-to-tse-sim's stage 2 (runs/gre-to-tse-sim-stage2), in two stages (configs/gre-to-t2tse-sim.yaml, then
-# configs/gre-to-t2tse-sim-stage2.yaml from its weights).
-# Usage: scripts/train_t2_model.sh [extra --set overrides for both stages, e.g. --set device=cuda]
+# weights of gre-to-tse-sim's stage 2 (runs/gre-to-tse-sim-stage2), in four stages, each from the previous
+# one's weights: configs/gre-to-t2tse-sim.yaml, configs/gre-to-t2tse-sim-stage2.yaml, then the aligned
+# kernel scheme in configs/gre-to-t2tse-sim-aligned.yaml and configs/gre-to-t2tse-sim-aligned2.yaml.
+# Usage: scripts/train_t2_model.sh [extra --set overrides for every stage, e.g. --set device=cuda]
 # A killed run continues where it stopped when the script is started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,6 @@ stage() {  # stage RUN_DIR CONFIG [overrides]
 }
 stage runs/gre-to-t2tse-sim configs/gre-to-t2tse-sim.yaml "$@"
 stage runs/gre-to-t2tse-sim-stage2 configs/gre-to-t2tse-sim-stage2.yaml "$@"
-python scripts/bundle_model.py runs/gre-to-t2tse-sim-stage2/model.pt --card-intro docs/gre-to-t2tse-sim-card.md
+stage runs/gre-to-t2tse-sim-aligned configs/gre-to-t2tse-sim-aligned.yaml "$@"
+stage runs/gre-to-t2tse-sim-aligned2 configs/gre-to-t2tse-sim-aligned2.yaml "$@"
+python scripts/bundle_model.py runs/gre-to-t2tse-sim-aligned2/model.pt --card-intro docs/gre-to-t2tse-sim-card.md
