@@ -39,7 +39,6 @@ from mrsynth.volume_io import read_labels, read_volume, to_paper
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WINDOW = (7, 7, 7)
-METHODS = ("MRSR", "TCI", "FI", "ScSR")
 REGIONS = ["csf", "gm", "wm"]
 
 
