@@ -85,10 +85,8 @@ def test_the_input_gate_starts_at_zero_and_can_carry_the_input_through():
     torch.manual_seed(0)
     plain = ParamNet(conditions=4, width=4, levels=3).eval()
     gated = ParamNet(conditions=4, width=4, levels=3, input_gate=True).eval()
-    assert set(gated.state_dict()) - set(plain.state_dict()) == set(gated.zero_initialised) == {
-        "gate.weight",
-        "gate.bias",
-    }
+    added = set(gated.state_dict()) - set(plain.state_dict())
+    assert added == set(gated.zero_initialised) == {"gate.weight", "gate.bias"}
     gated.load_state_dict(plain.state_dict(), strict=False)
     x, conditions = torch.rand(3, 1, 32, 32), torch.rand(3, 4)
     with torch.no_grad():
