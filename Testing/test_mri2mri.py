@@ -32,6 +32,21 @@ def test_slice_unet_keeps_any_shape_and_maps_slices_independently():
     assert torch.equal(out[:, :, 1:], out_changed[:, :, 1:])
 
 
+def test_slice_unet_input_gate_starts_at_zero_and_can_carry_each_input_through():
+    torch.manual_seed(0)
+    plain = build_network("SliceUNet", {"in_channels": 2, "width": 4, "levels": 3}).eval()
+    gated = build_network("SliceUNet", {"in_channels": 2, "width": 4, "levels": 3, "input_gate": True}).eval()
+    gated.load_state_dict(plain.state_dict(), strict=False)
+    assert set(gated.state_dict()) - set(plain.state_dict()) == set(gated.zero_initialised)
+    x = torch.randn(1, 2, 3, 37, 50)  # padded to the pooling multiple and cropped back
+    with torch.no_grad():
+        assert torch.equal(gated(x), plain(x))
+        torch.nn.init.zeros_(gated.head.weight)
+        torch.nn.init.zeros_(gated.head.bias)
+        gated.gate.bias.copy_(torch.tensor([0.5, -2.0]))  # one gain per input channel
+        assert torch.allclose(gated(x), 0.5 * x[:, :1] - 2.0 * x[:, 1:], atol=1e-6)
+
+
 def _subject(folder, seed: int) -> dict[str, str]:
     """A skull-stripped-like head: a bright ellipsoid with darker 'ventricles' on a zero background; T2 inverts it."""
     rng = np.random.default_rng(seed)

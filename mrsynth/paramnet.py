@@ -15,14 +15,10 @@ training runs on crops and inference on whole slices, and instance statistics di
 two while batch statistics in evaluation mode do not; the output is linear instead of tanh,
 because the target is in units of its 99th percentile inside the head and exceeds 1 at its brightest.
 
-``input_gate`` (our addition, off by default) adds a gated copy of the input to the output: a
-1x1 convolution of the last block's features gives a gain per pixel and output channel, and the
-output is the head's prediction plus gain x input. Why: a spin-echo signal is PD x f(T1, T2, TR,
-TE), so the target over the input is a per-pixel ratio in which the proton density cancels, and a
-target next to the input's own setting is the input times a nearly constant gain. Without the
-gate, Param-to-Param had to rebuild the whole image through its bottleneck and stayed below a
-rescaled copy of the input next to the input's setting. The gate starts at zero, so a gate-less
-model's weights load unchanged (``zero_initialised``) and fine-tuning starts from its output.
+``input_gate`` (our addition, off by default) adds ``input_gate.InputGate`` on the last block's
+features: a per-pixel gain times the input. Without it, Param-to-Param had to rebuild the whole
+image through its bottleneck and stayed below a rescaled copy of the input next to the input's
+own setting.
 
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.
@@ -37,6 +33,7 @@ from torch import nn
 from torch.nn import functional
 
 from .errors import MRSynthError
+from .input_gate import ZERO_INITIALISED, InputGate
 
 _SLOPE = 0.2
 
@@ -105,16 +102,8 @@ class ParamNet(nn.Module):
             nn.LeakyReLU(_SLOPE, inplace=True),
             nn.Conv2d(channels, out_channels, 3, padding=1),
         )
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.gate = nn.Conv2d(channels, out_channels * in_channels, 1) if input_gate else None
-        if self.gate is not None:
-            nn.init.zeros_(self.gate.weight)
-            nn.init.zeros_(self.gate.bias)
-
-    @property
-    def zero_initialised(self) -> tuple[str, ...]:
-        """State-dict keys that start at zero, so weights saved without them may be loaded without them."""
-        return ("gate.weight", "gate.bias") if self.gate is not None else ()
+        self.gate = InputGate(channels, in_channels, out_channels) if input_gate else None
+        self.zero_initialised = ZERO_INITIALISED if input_gate else ()
 
     @property
     def size_multiple(self) -> int:
@@ -149,10 +138,7 @@ class ParamNet(nn.Module):
         for block in self.blocks:
             y = block(y, features.pop(), conditions)
         out = self.head(y)
-        if self.gate is None:
-            return out
-        gains = self.gate(y).unflatten(1, (self.out_channels, self.in_channels))
-        return out + (gains * x[:, None]).sum(2)
+        return out if self.gate is None else self.gate(out, y, x)
 
 
 class BoundParamNet(nn.Module):
