@@ -10,6 +10,7 @@ import torch
 from mrsynth.checkpoint import ModelInfo, load_checkpoint, save_checkpoint
 from mrsynth.errors import MRSynthError
 from mrsynth.feature_encoder import ConvAutoencoder
+from mrsynth.input_gate import GAIN_SCALE
 from mrsynth.mri2mri import MRI2MRI_DEFAULTS, train_mri2mri
 from mrsynth.networks import build_network
 from mrsynth.synthesis import synthesize
@@ -43,7 +44,7 @@ def test_slice_unet_input_gate_starts_at_zero_and_can_carry_each_input_through()
         assert torch.equal(gated(x), plain(x))
         torch.nn.init.zeros_(gated.head.weight)
         torch.nn.init.zeros_(gated.head.bias)
-        gated.gate.bias.copy_(torch.tensor([0.5, -2.0]))  # one gain per input channel
+        gated.gate.bias.copy_(torch.tensor([0.5, -2.0]) / GAIN_SCALE)  # one gain per input channel
         assert torch.allclose(gated(x), 0.5 * x[:, :1] - 2.0 * x[:, 1:], atol=1e-6)
 
 

@@ -15,6 +15,7 @@ from mrsynth.acquisition import check_values, condition_vector, parse_assignment
 from mrsynth.checkpoint import LoadedModel, ModelInfo
 from mrsynth.cli import main
 from mrsynth.errors import MRSynthError
+from mrsynth.input_gate import GAIN_SCALE
 from mrsynth.models.registry import parse_registry
 from mrsynth.paramnet import BoundParamNet, ParamNet
 from mrsynth.reparam_data import (
@@ -93,7 +94,7 @@ def test_the_input_gate_starts_at_zero_and_can_carry_the_input_through():
         assert torch.equal(gated(x, conditions), plain(x, conditions))  # a zero gate adds nothing
         torch.nn.init.zeros_(gated.head[-1].weight)
         torch.nn.init.zeros_(gated.head[-1].bias)
-        gated.gate.bias.fill_(2.5)
+        gated.gate.bias.fill_(2.5 / GAIN_SCALE)
         assert torch.allclose(gated(x, conditions), 2.5 * x)  # gain 2.5 everywhere: the input rescaled
     assert ParamNet(conditions=4, width=4, levels=3).zero_initialised == ()
 

@@ -8,6 +8,10 @@ in which the proton density cancels; a contrast-to-contrast map keeps the input'
 U-Net trained on two subjects blurs. Carrying the input through a gain keeps its detail, and a
 target close to the input (a nearby TR/TE) becomes easy. The gate starts at zero, so weights saved
 without it load unchanged and the gated network starts from their output (``ZERO_INITIALISED``).
+The gains are the convolution's output times ``GAIN_SCALE``: under Adam a parameter moves by about
+the learning rate per step whatever its scale, so the factor makes the gains move that much faster.
+Without it a gate added to the trained Param-to-Param network reached gains of only 0.009 after
+500 iterations at 3e-4, where a target next to the input's setting wants about 1.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from torch import nn
 
 ZERO_INITIALISED = ("gate.weight", "gate.bias")  # the state-dict keys of a network's gate named ``gate``
+GAIN_SCALE = 10.0
 
 
 class InputGate(nn.Conv2d):
@@ -28,5 +33,5 @@ class InputGate(nn.Conv2d):
         nn.init.zeros_(self.bias)
 
     def forward(self, output: torch.Tensor, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        gains = super().forward(features).unflatten(1, self.gated_channels)
+        gains = GAIN_SCALE * super().forward(features).unflatten(1, self.gated_channels)
         return output + (gains * x[:, None]).sum(2)
