@@ -27,9 +27,11 @@ from mrsynth.reparam_data import (
     acquire,
     noise_free,
     parameter_declaration,
+    sample_near,
     sample_parameters,
     tissue_signals,
 )
+from mrsynth.reparam_training import ReparamSampler
 from mrsynth.simulate import bundled_phantom, load_spec, tissue_names
 from mrsynth.synthesis import synthesize
 
@@ -128,6 +130,24 @@ def test_tr_can_be_drawn_log_uniformly_and_an_unknown_scale_is_refused():
     assert np.mean(tr < 2500) > 0.3  # a uniform draw gives 15 %
     with pytest.raises(MRSynthError, match="unknown TR sampling scale 'cubic'"):
         sample_parameters(rng, "cubic")
+
+
+def test_near_targets_stay_in_range_around_the_input_and_a_bad_fraction_is_refused():
+    rng = np.random.default_rng(0)
+    near = [sample_near(rng, DEFAULT_INPUT) for _ in range(4000)]
+    ratio = np.log([[n["TR"] / DEFAULT_INPUT["TR"], n["TE"] / DEFAULT_INPUT["TE"]] for n in near])
+    assert np.all(np.abs(np.median(ratio, axis=0)) < 0.03)
+    assert np.all(np.abs(np.mean(np.abs(ratio) < math.log(1.5), axis=0) - 0.69) < 0.03)  # P(|N(0, 0.4)| < 0.405)
+    edge = [sample_near(rng, {"TR": TR_RANGE[1], "TE": TE_RANGE[0]}) for _ in range(200)]
+    assert all(e["TR"] <= TR_RANGE[1] and e["TE"] >= TE_RANGE[0] for e in edge)
+    assert np.mean([e["TR"] == TR_RANGE[1] for e in edge]) > 0.4  # the half drawn beyond the range is clipped
+    anatomy, declared = _phantom_simulator().anatomy, parameter_declaration("default")
+    config = {"variant": "default", "crop": 32, "draws": 4, "batch_size": 4, "tr_scale": "log", "near_input": 1.0}
+    conditions = np.concatenate([ReparamSampler([anatomy], config, rng).draw(4)[2] for _ in range(5)])
+    te_input = scaled(DEFAULT_INPUT["TE"], declared["TE"])
+    assert np.all(np.abs(conditions[:, 1] - te_input) < 0.4)  # 20 targets, each within a factor 4.8 (3.9 sigma)
+    with pytest.raises(MRSynthError, match="near_input is a fraction of the draws, from 0 to 1, not 1.5"):
+        ReparamSampler([anatomy], config | {"near_input": 1.5}, rng)
 
 
 def _phantom_simulator() -> CropSimulator:

@@ -37,6 +37,7 @@ from .volume_io import paper_axes, read_labels
 TR_RANGE = (1200.0, 10000.0)
 TE_RANGE = (20.0, 1000.0)
 TR_SCALES = ("linear", "log")  # uniform TR (the paper) or log-uniform TR
+NEAR_SPREAD = 0.4  # log-normal spread of a target drawn near its input's setting (``sample_near``)
 DEFAULT_INPUT = {"TR": 4500.0, "TE": 50.0}  # the paper's fixed input acquisition for Default-to-Param
 SNR = 30.0
 
@@ -77,6 +78,19 @@ def sample_parameters(rng: np.random.Generator, tr_scale: str = "linear") -> dic
         tr = float(rng.uniform(*TR_RANGE))
     te = float(math.exp(rng.uniform(math.log(TE_RANGE[0]), math.log(TE_RANGE[1]))))
     return {"TR": tr, "TE": te}
+
+
+def sample_near(rng: np.random.Generator, source: dict[str, float], spread: float = NEAR_SPREAD) -> dict[str, float]:
+    """A target setting close to ``source``: TR and TE each times exp(N(0, ``spread``)), kept in range.
+
+    Why: with input and target drawn independently, a target next to the input's own setting is
+    rare, and there a rescaled copy of the input is already nearly the target; Param-to-Param stayed
+    below that copy at the settings next to its input (docs/other-systems.md). A spread of 0.4 puts
+    two thirds of these targets within a factor 1.5 of the input's TR and TE.
+    """
+    tr = source["TR"] * math.exp(rng.normal(0.0, spread))
+    te = source["TE"] * math.exp(rng.normal(0.0, spread))
+    return {"TR": float(np.clip(tr, *TR_RANGE)), "TE": float(np.clip(te, *TE_RANGE))}
 
 
 def tissue_signals(tr: float, te: float, spec: dict | None = None) -> np.ndarray:

@@ -4,7 +4,8 @@ Each batch is made on the fly: ``draws`` times a random training subject and ran
 (``reparam_data``), the input and the target computed on the subject's axial slices, and
 ``batch_size / draws`` random crops of them. Default-to-Param always acquires the input at TR 4.5 s,
 TE 50 ms and is conditioned on the target's TR/TE; Param-to-Param draws the input's TR/TE too and
-is conditioned on both. The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
+is conditioned on both; ``near_input`` draws that fraction of targets close to the input's setting.
+The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
 MSE divided by what rescaling its input achieves (``relative_mse``).
 """
 
@@ -29,6 +30,7 @@ from .reparam_data import (
     CropSimulator,
     condition_values,
     parameter_declaration,
+    sample_near,
     sample_parameters,
 )
 from .simulate import load_spec
@@ -45,6 +47,7 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "draws": 4,
     "loss": "mse",  # mse (the paper) or relative_mse
     "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
+    "near_input": 0.0,  # fraction of draws whose target lies near the input's setting (reparam_data.sample_near)
     "batch_size": 16,
     "learning_rate": 1.0e-3,
     "lr_schedule": "cosine",
@@ -71,6 +74,9 @@ class ReparamSampler(RandomSampler):
         if config["tr_scale"] not in TR_SCALES:
             raise MRSynthError(f"unknown tr_scale {config['tr_scale']!r}: use linear (the paper) or log")
         self.settings = partial(sample_parameters, rng, str(config["tr_scale"]))
+        self.near_input = float(config["near_input"])
+        if not 0.0 <= self.near_input <= 1.0:
+            raise MRSynthError(f"near_input is a fraction of the draws, from 0 to 1, not {self.near_input}")
         spec = load_spec()
         self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
 
@@ -79,7 +85,8 @@ class ReparamSampler(RandomSampler):
         for _ in range(self.draws):
             simulator = self.simulators[int(self.rng.integers(len(self.simulators)))]
             source = dict(DEFAULT_INPUT) if self.variant == "default" else self.settings()
-            target = self.settings()
+            near = self.near_input and self.rng.random() < self.near_input  # no draw when off: old runs replay
+            target = sample_near(self.rng, source) if near else self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             x, y = simulator.pairs(source, target, crops, self.crop, self.rng)
             xs.append(x[:, None])
