@@ -15,7 +15,6 @@ from mrsynth.acquisition import check_values, condition_vector, parse_assignment
 from mrsynth.checkpoint import LoadedModel, ModelInfo
 from mrsynth.cli import main
 from mrsynth.errors import MRSynthError
-from mrsynth.input_gate import GAIN_SCALE
 from mrsynth.models.registry import parse_registry
 from mrsynth.paramnet import BoundParamNet, ParamNet
 from mrsynth.reparam_data import (
@@ -82,23 +81,6 @@ def test_the_output_changes_with_tr_and_te_and_keeps_the_volume_shape():
     assert short.shape == volume.shape
     assert (short - long).abs().mean() > 1e-3
     assert torch.allclose(short, again, atol=1e-6)  # slices are independent of how they are chunked
-
-
-def test_the_input_gate_starts_at_zero_and_can_carry_the_input_through():
-    torch.manual_seed(0)
-    plain = ParamNet(conditions=4, width=4, levels=3).eval()
-    gated = ParamNet(conditions=4, width=4, levels=3, input_gate=True).eval()
-    added = set(gated.state_dict()) - set(plain.state_dict())
-    assert added == set(gated.zero_initialised) == {"gate.weight", "gate.bias"}
-    gated.load_state_dict(plain.state_dict(), strict=False)
-    x, conditions = torch.rand(3, 1, 32, 32), torch.rand(3, 4)
-    with torch.no_grad():
-        assert torch.equal(gated(x, conditions), plain(x, conditions))  # a zero gate adds nothing
-        torch.nn.init.zeros_(gated.head[-1].weight)
-        torch.nn.init.zeros_(gated.head[-1].bias)
-        gated.gate.bias.fill_(2.5 / GAIN_SCALE)
-        assert torch.allclose(gated(x, conditions), 2.5 * x)  # gain 2.5 everywhere: the input rescaled
-    assert ParamNet(conditions=4, width=4, levels=3).zero_initialised == ()
 
 
 def test_spin_echo_signal_of_csf_and_of_fat():
@@ -373,36 +355,6 @@ def test_relative_mse_is_one_for_the_best_linear_map_and_weighs_every_draw_alike
     assert float(scaled_draw) == pytest.approx(float(plain), rel=1e-9)
     mse = torch.nn.functional.mse_loss
     assert float(mse(worse * scale, target * scale)) > 50 * float(mse(worse, target))
-
-
-def test_a_gated_run_starts_from_a_gate_less_model_and_a_mismatch_is_refused(shared_data, tmp_path):
-    from mrsynth.checkpoint import load_checkpoint
-    from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
-    from mrsynth.training import load_config
-
-    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
-    overrides = {
-        "variant": "param",
-        "data": {"train": [labels], "val": [], "slices": 4},
-        "model": {"width": 4, "levels": 2},
-        "crop": 32,
-        "batch_size": 4,
-        "draws": 2,
-        "iterations": 1,
-        "threads": 1,
-    }
-    plain = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "plain")
-    gated_config = load_config(None, overrides | {"init_weights": str(plain), "learning_rate": 0.0}, REPARAM_DEFAULTS)
-    gated_config["model"]["input_gate"] = True
-    gated = load_checkpoint(train_reparam(gated_config, tmp_path / "gated"))
-    assert gated.info.arguments["input_gate"] is True
-    before = dict(load_checkpoint(plain).network.named_parameters())
-    for key, value in gated.network.named_parameters():  # learning rate 0: the loaded weights, a zero gate
-        assert torch.equal(value, before[key]) if key in before else not value.any()
-    wider = load_config(None, overrides | {"init_weights": str(plain)}, REPARAM_DEFAULTS)
-    wider["model"]["width"] = 8
-    with pytest.raises(MRSynthError, match="does not fit this run's network"):
-        train_reparam(wider, tmp_path / "wider")
 
 
 def test_an_unknown_reparameterisation_loss_is_refused(shared_data, tmp_path):

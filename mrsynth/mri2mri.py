@@ -37,7 +37,7 @@ MRI2MRI_DEFAULTS: dict[str, Any] = {
     "version": "1",
     # cases: {"name": ..., CONTRAST: path, ...}; every case names each input and the target
     "data": {"train": [], "val": [], "inputs": ["T1w"], "target": "T2w"},
-    "model": {"architecture": "SliceUNet", "width": 16, "levels": 4, "batch_norm": True, "input_gate": False},
+    "model": {"architecture": "SliceUNet", "width": 16, "levels": 4, "batch_norm": True},
     # feature_network: a registered or saved feature encoder (or VGG16/19 state dict); null: pixel L1 only
     # ssim_weight: adds that x (1 - SSIM) (``ssim_loss``, data range 1 = the normalised brain's p99); our addition
     "loss": {"feature_network": "mr-feature-encoder", "layers": [0], "l1_weight": 1.0, "ssim_weight": 0.0},
@@ -141,8 +141,6 @@ class Mri2MriTrainer(Trainer):
             "levels": int(model["levels"]),
             "batch_norm": bool(model["batch_norm"]),
         }
-        if model.get("input_gate"):
-            self.arguments["input_gate"] = True
         seed = self._start_optimisation(model["architecture"])
         gamma = config["input_gamma"]
         self.sampler = SliceSampler(

@@ -15,11 +15,6 @@ training runs on crops and inference on whole slices, and instance statistics di
 two while batch statistics in evaluation mode do not; the output is linear instead of tanh,
 because the target is in units of its 99th percentile inside the head and exceeds 1 at its brightest.
 
-``input_gate`` (our addition, off by default) adds ``input_gate.InputGate`` on the last block's
-features: a per-pixel gain times the input. Without it, Param-to-Param had to rebuild the whole
-image through its bottleneck and stayed below a rescaled copy of the input next to the input's
-own setting.
-
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.
 """
@@ -33,7 +28,6 @@ from torch import nn
 from torch.nn import functional
 
 from .errors import MRSynthError
-from .input_gate import ZERO_INITIALISED, InputGate
 
 _SLOPE = 0.2
 
@@ -72,7 +66,6 @@ class ParamNet(nn.Module):
         width: int = 16,
         levels: int = 4,
         max_width: int = 64,
-        input_gate: bool = False,
     ):
         super().__init__()
         if levels < 1 or width < 1 or conditions < 1:
@@ -102,8 +95,6 @@ class ParamNet(nn.Module):
             nn.LeakyReLU(_SLOPE, inplace=True),
             nn.Conv2d(channels, out_channels, 3, padding=1),
         )
-        self.gate = InputGate(channels, in_channels, out_channels) if input_gate else None
-        self.zero_initialised = ZERO_INITIALISED if input_gate else ()
 
     @property
     def size_multiple(self) -> int:
@@ -137,8 +128,7 @@ class ParamNet(nn.Module):
         y = features.pop()
         for block in self.blocks:
             y = block(y, features.pop(), conditions)
-        out = self.head(y)
-        return out if self.gate is None else self.gate(out, y, x)
+        return self.head(y)
 
 
 class BoundParamNet(nn.Module):

@@ -42,7 +42,7 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "version": "1",
     "variant": "default",  # default (Default-to-Param) or param (Param-to-Param)
     "data": {"train": [], "val": [], "atlas": "synthseg", "slices": 24},
-    "model": {"architecture": "ParamNet", "width": 8, "levels": 4, "max_width": 64, "input_gate": False},
+    "model": {"architecture": "ParamNet", "width": 8, "levels": 4, "max_width": 64},
     "crop": 64,
     "draws": 4,
     "loss": "mse",  # mse (the paper) or relative_mse
@@ -116,8 +116,6 @@ class ReparamTrainer(Trainer):
             "levels": int(model["levels"]),
             "max_width": int(model["max_width"]),
         }
-        if model.get("input_gate"):
-            self.arguments["input_gate"] = True
         seed = self._start_optimisation(model["architecture"])
         self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)

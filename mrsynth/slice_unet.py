@@ -4,8 +4,7 @@ The inference engine feeds volumes ``[B, C, SI, AP, LR]``; the network folds SI 
 runs a 2D U-Net on each axial (AP x LR) slice, so each output slice depends on its own input slice
 only. Axial sizes that are not multiples of ``2 ** (levels - 1)`` are reflect-padded and the output
 cropped back, so any volume fits. The receptive field reported to the engine is 1 voxel along SI
-(tiles are cut there without halo) and the whole padded plane in-plane. ``input_gate`` (our
-addition, off by default) adds ``input_gate.InputGate`` on the last level's features.
+(tiles are cut there without halo) and the whole padded plane in-plane.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import MRSynthError
-from .input_gate import ZERO_INITIALISED, InputGate
 
 
 def _double_conv(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
@@ -32,13 +30,7 @@ class SliceUNet(nn.Module):
     """2D U-Net (two 3x3 convolutions per level, max pooling, transposed convolutions, skips) per axial slice."""
 
     def __init__(
-        self,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        width: int = 16,
-        levels: int = 4,
-        batch_norm: bool = True,
-        input_gate: bool = False,
+        self, in_channels: int = 1, out_channels: int = 1, width: int = 16, levels: int = 4, batch_norm: bool = True
     ):
         super().__init__()
         if levels < 1 or width < 1:
@@ -57,8 +49,6 @@ class SliceUNet(nn.Module):
             self.up.append(_double_conv(2 * w, w, batch_norm))
             channels = w
         self.head = nn.Conv2d(channels, out_channels, 1)
-        self.gate = InputGate(channels, in_channels, out_channels) if input_gate else None
-        self.zero_initialised = ZERO_INITIALISED if input_gate else ()
 
     @property
     def size_multiple(self) -> int:
@@ -77,7 +67,7 @@ class SliceUNet(nn.Module):
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         # Reflection needs the pad to be shorter than the side; sides of 1 or 2 voxels fall back to replication.
         mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        h = x_padded = F.pad(x, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else x
+        h = F.pad(x, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else x
         skips = []
         for level, block in enumerate(self.down):
             if level:
@@ -86,8 +76,7 @@ class SliceUNet(nn.Module):
             skips.append(h)
         for upsample, block, skip in zip(self.upsample, self.up, reversed(skips[:-1]), strict=True):
             h = block(torch.cat([upsample(h), skip], dim=1))
-        out = self.head(h) if self.gate is None else self.gate(self.head(h), h, x_padded)
-        return out[..., :height, :width]
+        return self.head(h)[..., :height, :width]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, SI, AP, LR]`` volumes (or ``[N, C, H, W]`` slices) to the same layout with the output channels."""

@@ -217,14 +217,8 @@ class Trainer:
 
     def _init_weights(self, path: Path) -> None:
         """Start from another model's weights (fine-tuning a bundled model on a site's own data, say)."""
-        state = read_checkpoint(path)["state_dict"]
-        own = set(self.network.state_dict())
-        # parts that start at zero (a ParamNet's input gate) may be absent from the weights: they then add nothing
-        differ = (own - set(state) - set(getattr(self.network, "zero_initialised", ()))) | (set(state) - own)
         try:
-            if differ:
-                raise RuntimeError(f"keys differ: {', '.join(sorted(differ))}")
-            self.network.load_state_dict(state, strict=False)  # shapes are still checked
+            self.network.load_state_dict(read_checkpoint(path)["state_dict"])
         except RuntimeError as err:
             raise MRSynthError(
                 f"init_weights {path} does not fit this run's network ({str(err).splitlines()[0]}): "
