@@ -91,8 +91,9 @@ def exact_kernel(
     Iteratively reweighted least squares: each pass solves a weighted least-squares problem whose
     weights 1 / |residual| make its objective the L1 loss at the current kernel; it starts from the
     least-squares kernel and stops once no weight moves by more than ``tolerance``. Residuals are
-    floored at 1e-6 of the targets' mean magnitude, so exact fits do not divide by zero. No library
-    fits a strided kernel under L1 (scipy's linear programs would need two variables per voxel).
+    floored at 1e-6 of the targets' mean magnitude, so exact fits do not divide by zero. This is median
+    regression on four columns; statsmodels' QuantReg iterates the same way, and these lines spare the
+    project that dependency (scipy's linear programs would need two variables per voxel).
     """
     factor = len(INITIAL_KERNEL)
     if outputs.shape[0] != targets.shape[0] or outputs.shape[0] == 0:
