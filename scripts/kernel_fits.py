@@ -79,9 +79,10 @@ def fits(model_name: str, case_set: list[str], volumes: bool, adam_steps: list[i
 
 def synthesized_and_thick(model: LoadedModel, case: Path, thick: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The head's thick voxels: [N, 4] of the synthesized sTSE_HR and [N] of the thick target (p99 units)."""
-    head = to_paper(read_volume(case / "head_mask.nii.gz", "head_mask", check=False)) > 0
+    mask = read_volume(case / "head_mask.nii.gz", "head_mask", check=False)
+    head = to_paper(mask) > 0
     images = [read_volume(case / f"{name}.nii.gz", name) for name in model.info.inputs]
-    hr = to_paper(synthesize(model, images, device="cpu", mask=read_volume(case / "head_mask.nii.gz", "mask")).hr)
+    hr = to_paper(synthesize(model, images, device="cpu", mask=mask).hr)
     target = to_paper(read_volume(case / f"{thick}.nii.gz", thick))
     n = target.shape[-1]
     inside = head[..., : 4 * n].reshape(*head.shape[:2], n, 4).any(-1)
@@ -92,6 +93,7 @@ def synthesized_and_thick(model: LoadedModel, case: Path, thick: str) -> tuple[t
 
 def frozen_outputs_of_truth(cases: list[Case], patch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """The same patches of the true HR TSE with their thick targets: what a perfect network would give."""
+    # offset-0 patches start at 4j whatever the pair start (1 here), so they are frozen_outputs' own
     sampler = PatchSampler(cases, tuple(patch), 1, np.random.default_rng(0), False, fixed_offset=0)
     pairs = [sampler.draw(1)[:2] for _ in range(PATCHES)]
     return torch.from_numpy(np.concatenate([x for x, _ in pairs])), torch.from_numpy(
