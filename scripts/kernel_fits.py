@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mrsynth.checkpoint import LoadedModel
-from mrsynth.data import Case, PatchSampler
+from mrsynth.data import Case
 from mrsynth.files import atomic_path
 from mrsynth.kernel_training import exact_kernel, fit_kernel, frozen_outputs
 from mrsynth.masks import normalise_p99
@@ -59,8 +59,11 @@ def fits(model_name: str, case_set: list[str], volumes: bool, adam_steps: list[i
     mirrored, _ = frozen_outputs(  # the same patches: the sampler's seed is the same
         replace(model, network=Mirrored(model.network)), cases, 0, PATCHES, 0, torch.device("cpu")
     )
+    # the same patches of the true HR TSE, passed through unchanged: what a perfect network would give
     truths = [Case.load(c, [truth], thick, "head_mask", model.info.patch) for c in case_set]
-    true_hr, true_targets = frozen_outputs_of_truth(truths, model.info.patch)
+    true_hr, true_targets = frozen_outputs(
+        replace(model, network=torch.nn.Identity()), truths, 0, PATCHES, 0, torch.device("cpu")
+    )
     result = {f"model, Adam (paper), {n} steps": list(fit_kernel(outputs, targets, iterations=n)) for n in adam_steps}
     result |= {
         "model, exact": list(exact_kernel(outputs, targets)),
@@ -89,16 +92,6 @@ def synthesized_and_thick(model: LoadedModel, case: Path, thick: str) -> tuple[t
     target = normalise_p99(target, inside)[0]
     blocks = np.ascontiguousarray(hr[..., : 4 * n]).reshape(*hr.shape[:2], n, 4)
     return torch.from_numpy(blocks[inside]), torch.from_numpy(target[inside])
-
-
-def frozen_outputs_of_truth(cases: list[Case], patch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same patches of the true HR TSE with their thick targets: what a perfect network would give."""
-    # offset-0 patches start at 4j whatever the pair start (1 here), so they are frozen_outputs' own
-    sampler = PatchSampler(cases, tuple(patch), 1, np.random.default_rng(0), False, fixed_offset=0)
-    pairs = [sampler.draw(1)[:2] for _ in range(PATCHES)]
-    return torch.from_numpy(np.concatenate([x for x, _ in pairs])), torch.from_numpy(
-        np.concatenate([y for _, y in pairs])
-    )
 
 
 def main() -> None:
