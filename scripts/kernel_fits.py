@@ -50,19 +50,21 @@ class Mirrored(torch.nn.Module):
         return self.network(x.flip(-1)).flip(-1)
 
 
-def fits(model_name: str, case_set: list[str], volumes: bool, adam_steps: list[int]) -> dict[str, list[float]]:
+def fits(
+    model_name: str, case_set: list[str], volumes: bool, adam_steps: list[int], patches: int
+) -> dict[str, list[float]]:
     """Every kernel of one row group: the model's (two solvers, mirrored, flip-averaged) and the truth's."""
     model = load_model(model_name)
     thick, truth = target_volumes(model.info.output)
     cases = [Case.load(c, model.info.inputs, thick, "head_mask", model.info.patch) for c in case_set]
-    outputs, targets = frozen_outputs(model, cases, 0, PATCHES, 0, torch.device("cpu"))
+    outputs, targets = frozen_outputs(model, cases, 0, patches, 0, torch.device("cpu"))
     mirrored, _ = frozen_outputs(  # the same patches: the sampler's seed is the same
-        replace(model, network=Mirrored(model.network)), cases, 0, PATCHES, 0, torch.device("cpu")
+        replace(model, network=Mirrored(model.network)), cases, 0, patches, 0, torch.device("cpu")
     )
     # the same patches of the true HR TSE, passed through unchanged: what a perfect network would give
     truths = [Case.load(c, [truth], thick, "head_mask", model.info.patch) for c in case_set]
     true_hr, true_targets = frozen_outputs(
-        replace(model, network=torch.nn.Identity()), truths, 0, PATCHES, 0, torch.device("cpu")
+        replace(model, network=torch.nn.Identity()), truths, 0, patches, 0, torch.device("cpu")
     )
     result = {f"model, Adam (paper), {n} steps": list(fit_kernel(outputs, targets, iterations=n)) for n in adam_steps}
     result |= {
@@ -98,7 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", required=True, help="registry names or checkpoint files")
     parser.add_argument("--case-sets", nargs="+", required=True, help="comma-separated case folders, one set each")
-    parser.add_argument("--adam-steps", type=int, nargs="+", default=[10000], help="one Adam row per step count")
+    parser.add_argument("--adam-steps", type=int, nargs="*", default=[10000], help="one Adam row per step count")
+    parser.add_argument("--patches", type=int, default=PATCHES, help="frozen patches per fit (64: Table A1's)")
     parser.add_argument("--volumes", action="store_true", help="also fit to each case's whole synthesized sTSE_HR")
     parser.add_argument("--json", help="also write every kernel here")
     parser.add_argument("--threads", type=int, default=2)
@@ -110,7 +113,7 @@ def main() -> None:
         for case_set in args.case_sets:
             folders = case_set.split(",")
             names = "+".join(Path(f).name for f in folders)
-            for label, kernel in fits(name, folders, args.volumes, args.adam_steps).items():
+            for label, kernel in fits(name, folders, args.volumes, args.adam_steps, args.patches).items():
                 sad = float(np.abs(np.asarray(kernel) - profile).sum())
                 rows.append({"model": name, "cases": folders, "fit": label, "kernel": kernel, "sad": sad})
                 weights = " | ".join(f"{w:.4f}" for w in kernel)
