@@ -19,6 +19,7 @@ from .errors import MRSynthError
 from .feature_encoder import ConvAutoencoder
 from .paramnet import ParamNet
 from .slice_unet import SliceUNet
+from .tissue_maps import MapParamNet
 from .unet import UNet
 
 Triple = tuple[int, int, int]
@@ -144,6 +145,7 @@ ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet
 ARCHITECTURES["SliceUNet"] = SliceUNet
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 ARCHITECTURES["DRUNetSlices"] = DRUNetSlices
+ARCHITECTURES["MapParamNet"] = MapParamNet
 
 
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:

@@ -211,17 +211,49 @@ class CropSimulator:
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Noisy input and noise-free target crops [N, size, size], each in units of its own head p99."""
+        x, ys = self.renders(source, [target], crops, size, rng)
+        return x, ys[:, 0]
+
+    def renders(
+        self,
+        source: Mapping[str, float],
+        targets: Sequence[Mapping[str, float]],
+        crops: Sequence[tuple[int, int, int]],
+        size: int,
+        rng: np.random.Generator,
+        units: str = "own",
+        maps: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Noisy input crops [N, size, size] and noise-free crops at each target setting [N, T, size, size].
+
+        The input is in units of its head p99; each target in its own (``units="own"``), or in the
+        input's (``units="input"``), which keeps the brightness change between the settings: what a
+        model that renders tissue maps (``tissue_maps``) must reproduce. With ``maps`` the targets are
+        followed by the true PD (in the input's units), fat fraction, T1 and T2 (ms) of each voxel's
+        tissue, unblurred: four more channels.
+        """
+        if units not in ("own", "input"):
+            raise MRSynthError(f"unknown target units {units!r}: use own or input")
         given = tissue_signals(source["TR"], source["TE"], self.spec)
-        wanted = tissue_signals(target["TR"], target["TE"], self.spec)
+        wanted = [tissue_signals(t["TR"], t["TE"], self.spec) for t in targets]
         clean = given @ self.shares
         sigma = self.head_p99(clean) / SNR
         input_scale = self.head_p99(_rician(clean, None, sigma, rng))
-        target_scale = self.head_p99(wanted @ self.shares)
+        scales = [input_scale if units == "input" else self.head_p99(w @ self.shares) for w in wanted]
+        table = self.tissue_table(input_scale) if maps else None
         xs, ys = [], []
         for crop in crops:
             xs.append(_rician(self.region(given, crop, size), None, sigma, rng) / input_scale)
-            ys.append(self.region(wanted, crop, size) / target_scale)
-        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
+            ys.append([self.region(w, crop, size) / scale for w, scale in zip(wanted, scales, strict=True)])
+            if table is not None:
+                s, a, b = crop
+                ys[-1] += list(table[:, self.anatomy.tissues[s, a : a + size, b : b + size]])
+        return np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.float32)
+
+    def tissue_table(self, input_scale: float) -> np.ndarray:
+        """[4, tissues]: PD over ``input_scale``, fat fraction, T1 and T2 (ms) of every tissue of the spec."""
+        rows = [[t["PD"] / input_scale, t["fat_fraction"], t["T1"], t["T2"]] for t in self.spec["tissues"].values()]
+        return np.asarray(rows, dtype=np.float32).T
 
 
 def condition_values(declared: Mapping[str, Mapping], source: Mapping[str, float], target: Mapping[str, float]) -> dict:

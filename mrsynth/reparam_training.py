@@ -7,6 +7,11 @@ TE 50 ms and is conditioned on the target's TR/TE; Param-to-Param draws the inpu
 is conditioned on both; ``near_input`` draws that fraction of targets close to the input's setting.
 The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
 MSE divided by what rescaling its input achieves (``relative_mse``).
+
+``model.architecture: MapParamNet`` (Param-to-Param only, ``tissue_maps``) predicts tissue maps and
+renders them: its targets stay in the input's units, and its loss is the relative MSE at the target
+setting plus ``consistency_weight`` times the relative MSE of the maps rendered at the input's own
+setting against the noise-free input.
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ from .reparam_data import (
     sample_parameters,
 )
 from .simulate import load_spec
+from .tissue_maps import fat_component
 from .training import RUN_DEFAULTS, Trainer, train
+
+MAPS_ARCHITECTURE = "MapParamNet"
 
 REPARAM_DEFAULTS: dict[str, Any] = {
     "task": "reparam",
@@ -48,6 +56,8 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "loss": "mse",  # mse (the paper) or relative_mse
     "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
     "near_input": 0.0,  # fraction of draws whose target lies near the input's setting (reparam_data.sample_near)
+    "consistency_weight": 1.0,  # MapParamNet: weight of the maps rendered at the input's own setting
+    "map_weight": 0.0,  # MapParamNet: weight of the error of the maps themselves (``map_error``)
     "batch_size": 16,
     "learning_rate": 1.0e-3,
     "lr_schedule": "cosine",
@@ -77,6 +87,8 @@ class ReparamSampler(RandomSampler):
         self.near_input = float(config["near_input"])
         if not 0.0 <= self.near_input <= 1.0:
             raise MRSynthError(f"near_input is a fraction of the draws, from 0 to 1, not {self.near_input}")
+        self.maps = config.get("model", {}).get("architecture") == MAPS_ARCHITECTURE
+        self.map_weight = float(config.get("map_weight", 0.0))
         spec = load_spec()
         self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
 
@@ -88,9 +100,15 @@ class ReparamSampler(RandomSampler):
             near = self.near_input and self.rng.random() < self.near_input  # no draw when off: old runs replay
             target = sample_near(self.rng, source) if near else self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
-            x, y = simulator.pairs(source, target, crops, self.crop, self.rng)
+            if self.maps:  # the target and the input's own setting, both in the input's units
+                x, y = simulator.renders(
+                    source, [target, source], crops, self.crop, self.rng, units="input", maps=self.map_weight > 0
+                )
+            else:
+                x, y = simulator.pairs(source, target, crops, self.crop, self.rng)
+                y = y[:, None]
             xs.append(x[:, None])
-            ys.append(y[:, None])
+            ys.append(y)
             cs += [condition_vector(self.declared, condition_values(self.declared, source, target))] * len(crops)
         return np.concatenate(xs), np.concatenate(ys), np.asarray(cs, dtype=np.float32)
 
@@ -116,6 +134,16 @@ class ReparamTrainer(Trainer):
             "levels": int(model["levels"]),
             "max_width": int(model["max_width"]),
         }
+        self.maps = model["architecture"] == MAPS_ARCHITECTURE
+        if self.maps:
+            if config["variant"] != "param" or config["loss"] != "relative_mse":
+                raise MRSynthError(
+                    "MapParamNet renders tissue maps for Param-to-Param: set variant: param and loss: relative_mse "
+                    "(its targets keep the input's units, which only the relative MSE makes comparable)"
+                )
+            del self.arguments["out_channels"]
+            ranges = [[spec["min"], spec["max"], spec["scale"]] for spec in declared.values()]
+            self.arguments |= {"ranges": ranges} | fat_component(load_spec())
         seed = self._start_optimisation(model["architecture"])
         self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)
@@ -126,7 +154,18 @@ class ReparamTrainer(Trainer):
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """MSE (or relative MSE) between the output and the noise-free target; ``k`` holds the conditioning values."""
         xt, yt = self._on_device(x, y, flip)
-        out = self.network(xt, torch.from_numpy(k).to(self.device))
+        conditions = torch.from_numpy(k).to(self.device)
+        if self.maps:
+            maps = self.network.maps(xt, conditions[:, :2])
+            groups = draw_groups(k)
+            out = self.network.render(maps, *self.network.settings(conditions, 2))
+            own = self.network.render(maps, *self.network.settings(conditions, 0))
+            weight = float(self.config["consistency_weight"])
+            loss = relative_mse(out, yt[:, :1], xt, groups) + weight * relative_mse(own, yt[:, 1:2], xt, groups)
+            if yt.shape[1] > 2:
+                loss = loss + float(self.config["map_weight"]) * map_error(maps, yt[:, 2:])
+            return loss
+        out = self.network(xt, conditions)
         if self.config["loss"] == "relative_mse":
             return relative_mse(out, yt, xt, draw_groups(k))
         return torch.nn.functional.mse_loss(out, yt)
@@ -156,9 +195,27 @@ class ReparamTrainer(Trainer):
                 "description": "the input divided by its 99th percentile inside the body mask; the output is the "
                 "image at the requested TR/TE in units of its own 99th percentile inside the body (1.0 = that "
                 "percentile), as the training target was normalised",
-            },
+            }
+            | ({"output": "p99"} if self.maps else {}),
             training=self.training_record() | {"variant": variant, "snr": SNR},
         )
+
+
+def map_error(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Squared error of the tissue maps [B, 4, H, W] (PD, fat fraction, T1, T2): PD and fat fraction as they
+    are, T1 and T2 on a log scale (a relative error), where the tissue has signal (PD > 0).
+
+    Why: rendered at one target setting per draw, the four maps are not determined (a fat fraction
+    can stand in for a short T1), and from an input where CSF is nearly as bright as tissue the
+    renders alone did not teach the network to find it (docs/other-systems.md). The simulator knows
+    every voxel's tissue, so the maps can be taught directly.
+    """
+    tissue = (true[:, 0] > 0).to(predicted.dtype)
+    count = tissue.sum().clamp_min(1.0)
+    pd = ((predicted[:, 0] - true[:, 0]) ** 2).mean()
+    ff = ((predicted[:, 1] - true[:, 1]) ** 2 * tissue).sum() / count
+    logs = torch.log(predicted[:, 2:4] / true[:, 2:4].clamp_min(1.0))
+    return pd + ff + ((logs**2).sum(1) * tissue).sum() / count
 
 
 def draw_groups(conditions: np.ndarray) -> torch.Tensor:

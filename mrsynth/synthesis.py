@@ -220,6 +220,8 @@ def synthesize(
         lr = None if lr is None else (lr + lr_f[..., ::-1]) / 2
     if hr.shape[0] != 1:
         raise MRSynthError(f"model {info.name} gives {hr.shape[0]} output channels where 1 ({info.output}) is expected")
+    if info.normalisation.get("output") == "p99":  # the output's scale follows the input's (tissue_maps): fix it
+        hr = normalise_p99(hr[0, ..., :length], mask_array)[0][None]
     return SynthesisResult(
         hr=from_paper(hr[0, ..., :length], reference),
         lr=None if lr is None else from_paper(lr[0], thick_grid(reference, factor)),
