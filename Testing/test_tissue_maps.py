@@ -170,3 +170,6 @@ def test_map_targets_are_each_voxels_tissue_and_the_map_error_is_zero_only_for_t
     air = true.clone()
     air[:, 2:][true[:, :1].expand(-1, 2, -1, -1) == 0] = 5.0  # T1, T2 where there is no signal do not count
     assert map_error(air, true).item() == pytest.approx(0.0, abs=1e-6)
+    guess = torch.full_like(true, 1e3).requires_grad_()  # outside the tissue its gradient is zero, not NaN
+    map_error(guess, true).backward()
+    assert torch.isfinite(guess.grad).all() and (guess.grad[:, 2:][true[:, :1].expand(-1, 2, -1, -1) == 0] == 0).all()
