@@ -11,7 +11,7 @@ MSE divided by what rescaling its input achieves (``relative_mse``).
 ``model.architecture: MapParamNet`` (Param-to-Param only, ``tissue_maps``) predicts tissue maps and
 renders them: its targets stay in the input's units, and its loss is the relative MSE at the target
 setting plus ``consistency_weight`` times the relative MSE of the maps rendered at the input's own
-setting against the noise-free input.
+setting against the noise-free input, plus ``map_weight`` times the maps' own error (``map_error``).
 """
 
 from __future__ import annotations
@@ -208,8 +208,9 @@ def map_error(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
     Why: rendered at one target setting per draw, the four maps are not determined (a fat fraction
     can stand in for a short T1), and from an input where CSF is nearly as bright as tissue the
-    renders alone did not teach the network to find it (docs/other-systems.md). The simulator knows
-    every voxel's tissue, so the maps can be taught directly.
+    renders alone did not teach the network to find it. The simulator knows every voxel's tissue, so
+    the maps can be taught directly (in the runs of docs/other-systems.md that did not find CSF there
+    either).
     """
     tissue = (true[:, 0] > 0).to(predicted.dtype)
     count = tissue.sum().clamp_min(1.0)

@@ -13,7 +13,10 @@ equation applied to them:
 the simulator's two-component model (``reparam_data``), with the fat component's T1 and T2 fixed.
 The same maps serve every target setting, so rendering them at the input's own setting must give
 the (denoised) input back; training checks that too (``reparam_training``). Paper 001 names T1/T2
-mapping as future work; this is our addition, not the paper's architecture.
+mapping as future work; this is our addition, not the paper's architecture. Measured on the
+held-out phantom (docs/other-systems.md), it gives the best same-input mean PSNR of our
+Param-to-Param models but still does not find CSF in a short-TR, short-TE input; it is an option
+of ``mrsynth train``, not the bundled model.
 
 Units: PD comes out in units of the input's 99th percentile in the head. The rendered image's
 scale therefore changes with the target setting; ``mrsynth synthesize`` divides it by its own 99th
