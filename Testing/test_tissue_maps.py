@@ -130,6 +130,7 @@ def test_a_short_map_training_run_gives_a_model_synthesize_runs(shared_data, tmp
         "val_patches": 4,
         "threads": 1,
         "loss": "relative_mse",
+        "map_weight": 1.0,  # the maps' own error enters the loss too
     }
     path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
     model = load_checkpoint(path)
