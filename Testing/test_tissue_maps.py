@@ -133,6 +133,8 @@ def test_a_short_map_training_run_gives_a_model_synthesize_runs(shared_data, tmp
         "map_weight": 1.0,  # the maps' own error enters the loss too
     }
     path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
+    losses = [float(row.split(",")[1]) for row in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 2 and np.isfinite(losses).all()
     model = load_checkpoint(path)
     assert model.info.architecture == "MapParamNet" and model.info.normalisation["output"] == "p99"
     assert model.network.fat_t1 == SPEC["fat_component"]["T1"]
