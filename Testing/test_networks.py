@@ -45,3 +45,29 @@ def test_output_keeps_input_size_and_receptive_field_is_measured(seed):
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(MRSynthError, match="unknown architecture"):
         build_network("VNet", {})
+
+
+def test_pointwise_branch_adds_a_per_voxel_function_of_the_inputs():
+    torch.manual_seed(0)
+    net = HighResNet(width=4, blocks_per_stage=1, pointwise_width=8).eval().double()
+    x = torch.randn(1, 2, 20, 20, 12, dtype=torch.float64)
+    branch = net.pointwise(x)
+    torch.testing.assert_close(net(x), net.head(net.blocks(x)) + branch)
+    # one voxel's inputs changed: the branch changes there and nowhere else
+    x2 = x.clone()
+    x2[0, :, 7, 9, 5] += 1.0
+    changed = (net.pointwise(x2) - branch).abs()[0, 0] > 0
+    assert changed[7, 9, 5] and int(changed.sum()) == 1
+
+
+def test_without_the_branch_the_weights_are_the_papers_highresnet():
+    """Width 0 (the default) adds no parameters, so checkpoints from before the option still load."""
+    plain = HighResNet(width=4, blocks_per_stage=1)
+    assert plain.pointwise is None
+    assert set(HighResNet(width=4, blocks_per_stage=1, pointwise_width=0).state_dict()) == set(plain.state_dict())
+    with_branch = set(HighResNet(width=4, blocks_per_stage=1, pointwise_width=8).state_dict())
+    assert {k for k in with_branch - set(plain.state_dict())} == {
+        f"pointwise.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")
+    }
+    with pytest.raises(MRSynthError, match="pointwise_width"):
+        HighResNet(pointwise_width=-1)

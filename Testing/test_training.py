@@ -147,7 +147,9 @@ def test_resume_after_a_killed_run_matches_an_uninterrupted_run(cases, tmp_path)
     run = tmp_path / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mrsynth", "train", "--config", str(config), "--run-dir", str(run)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     last = run / "checkpoints" / "last.pt"
     deadline = time.time() + 120
@@ -165,7 +167,9 @@ def test_resume_after_a_killed_run_matches_an_uninterrupted_run(cases, tmp_path)
     target = reached + 3
     resumed = subprocess.run(
         [sys.executable, "-m", "mrsynth", "train", "--resume", str(run), "--set", f"iterations={target}"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert resumed.returncode == 0, resumed.stderr
     straight = train(_config(cases, iterations=target), tmp_path / "straight")
@@ -209,6 +213,28 @@ def test_init_weights_starts_from_another_model_and_refuses_a_mismatch(cases, tm
         torch.testing.assert_close(second.network.state_dict()[name], value)
     with pytest.raises(MRSynthError, match="does not fit"):
         Trainer(_config(cases, init_weights=str(first), model={"width": 3, "blocks_per_stage": 1}), tmp_path / "c")
+
+
+def test_init_weights_from_a_plain_highresnet_starts_a_pointwise_model_at_that_model(cases, tmp_path):
+    """A model with the per-voxel branch starts from a plain HighResNet's weights with the branch at zero
+    output, so that it predicts exactly what the source model did."""
+    from mrsynth.training import Trainer
+
+    first = train(_config(cases, iterations=2), tmp_path / "first")
+    model = {"width": 2, "blocks_per_stage": 1, "pointwise_width": 4}
+    second = Trainer(_config(cases, init_weights=str(first), model=model), tmp_path / "second")
+    source = load_checkpoint(first).network.eval()
+    network = second.network.eval()
+    x = torch.randn(1, 2, *PATCH)
+    with torch.no_grad():
+        torch.testing.assert_close(network(x), source(x))
+        assert network.pointwise[0].weight.abs().sum() > 0  # the branch's hidden layers are not zeroed
+    path = train(_config(cases, init_weights=str(first), model=model, iterations=2), tmp_path / "third")
+    trained = load_checkpoint(path)
+    assert trained.info.arguments["pointwise_width"] == 4
+    assert trained.network.pointwise[-1].weight.abs().sum() > 0  # and it trains
+    with pytest.raises(MRSynthError, match="does not fit"):
+        Trainer(_config(cases, init_weights=str(first), model=model | {"width": 3}), tmp_path / "fourth")
 
 
 def test_unet_with_mind_loss_trains_and_is_described_in_its_checkpoint(cases, tmp_path):

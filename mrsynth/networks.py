@@ -5,6 +5,11 @@ blocks (the GE reaches the output through projection shortcuts unhindered), pre-
 BN-ReLU-conv blocks, 1x1x1 projection shortcuts where the channel count changes, channels doubling
 at each dilation change, per-axis dilations chosen to make kernels as isotropic as possible on the
 input's voxel size, reflection padding, and a linear 1x1x1 output head.
+
+Our addition, off by default: ``pointwise_width`` > 0 adds a per-voxel branch (1x1x1 convolutions
+with ReLU) from the inputs to the output. A strongly nonlinear target such as a T2w TSE from T1-like GE
+echoes is mostly a function of each voxel's two echo values, which such a branch learns in minutes;
+the dilated residual blocks then only add what context brings (denoising, edges).
 """
 
 from __future__ import annotations
@@ -67,10 +72,13 @@ class HighResNet(nn.Module):
         blocks_per_stage: int = 3,
         dilations: Sequence[Sequence[int]] = ((1, 1, 1), (2, 2, 2), (4, 4, 4)),
         padding: str = "reflect",
+        pointwise_width: int = 0,
     ):
         super().__init__()
         if padding not in ("reflect", "zeros"):
             raise MRSynthError(f"unknown padding {padding!r}: use 'reflect' or 'zeros'")
+        if pointwise_width < 0:
+            raise MRSynthError(f"pointwise_width must be 0 (no branch) or a positive width, not {pointwise_width}")
         self.dilations = [tuple(int(v) for v in d) for d in dilations]
         blocks: list[nn.Module] = []
         channels = in_channels
@@ -82,9 +90,21 @@ class HighResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Conv3d(channels, out_channels, 1)
         self.blocks_per_stage = blocks_per_stage
+        self.pointwise = (
+            nn.Sequential(
+                nn.Conv3d(in_channels, pointwise_width, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(pointwise_width, pointwise_width, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(pointwise_width, out_channels, 1),
+            )
+            if pointwise_width
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(x))
+        out = self.head(self.blocks(x))
+        return out if self.pointwise is None else out + self.pointwise(x)
 
     def receptive_field(self) -> Triple:
         """Receptive field in voxels per axis: each 3x3x3 convolution of dilation d adds 2d."""
@@ -151,13 +171,16 @@ ARCHITECTURES["MapParamNet"] = MapParamNet
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:
     """Constructor arguments from a training config's ``model`` section.
 
-    HighResNet takes ``blocks_per_stage`` and gets dilations made isotropic for ``voxel_size``;
+    HighResNet takes ``blocks_per_stage`` (and ``pointwise_width``, stored only when set, so that
+    older checkpoints' arguments stay as they were) and gets dilations made isotropic for ``voxel_size``;
     U-Net takes ``levels`` and ``batch_norm`` (U-Net+BN of the paper).
     """
     common = {"in_channels": in_channels, "out_channels": 1, "width": int(model["width"]), "padding": model["padding"]}
     if model["architecture"] == "HighResNet":
         dilations = [list(d) for d in isotropic_dilations(voxel_size)]
-        return common | {"blocks_per_stage": int(model["blocks_per_stage"]), "dilations": dilations}
+        arguments = common | {"blocks_per_stage": int(model["blocks_per_stage"]), "dilations": dilations}
+        pointwise = int(model.get("pointwise_width", 0))
+        return arguments | {"pointwise_width": pointwise} if pointwise else arguments
     if model["architecture"] == "UNet":
         return common | {"levels": int(model["levels"]), "batch_norm": bool(model["batch_norm"])}
     raise MRSynthError(f"unknown architecture {model['architecture']!r}: use {' or '.join(ARCHITECTURES)}")

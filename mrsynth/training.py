@@ -59,11 +59,13 @@ DEFAULTS: dict[str, Any] = {
         "target": "TSE_thick",
         "mask": "head_mask",
     },
-    # blocks_per_stage: HighResNet; levels and batch_norm: UNet (batch_norm true = the paper's U-Net+BN)
+    # blocks_per_stage and pointwise_width (0: none; our per-voxel branch, see networks.HighResNet):
+    # HighResNet; levels and batch_norm: UNet (batch_norm true = the paper's U-Net+BN)
     "model": {
         "architecture": "HighResNet",
         "width": 16,
         "blocks_per_stage": 3,
+        "pointwise_width": 0,
         "levels": 4,
         "batch_norm": False,
         "padding": "reflect",
@@ -217,8 +219,19 @@ class Trainer:
 
     def _init_weights(self, path: Path) -> None:
         """Start from another model's weights (fine-tuning a bundled model on a site's own data, say)."""
+        state = read_checkpoint(path)["state_dict"]
+        branch = getattr(self.network, "pointwise", None)
         try:
-            self.network.load_state_dict(read_checkpoint(path)["state_dict"])
+            if branch is not None and not any(key.startswith("pointwise.") for key in state):
+                # a plain HighResNet's weights: keep them, and start the new branch at zero output, so
+                # that training begins from exactly the source model
+                result = self.network.load_state_dict(state, strict=False)
+                if result.unexpected_keys or any(not key.startswith("pointwise.") for key in result.missing_keys):
+                    self.network.load_state_dict(state)  # raises, naming what does not fit
+                torch.nn.init.zeros_(branch[-1].weight)
+                torch.nn.init.zeros_(branch[-1].bias)
+            else:
+                self.network.load_state_dict(state)
         except RuntimeError as err:
             raise MRSynthError(
                 f"init_weights {path} does not fit this run's network ({str(err).splitlines()[0]}): "
