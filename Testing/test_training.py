@@ -215,26 +215,30 @@ def test_init_weights_starts_from_another_model_and_refuses_a_mismatch(cases, tm
         Trainer(_config(cases, init_weights=str(first), model={"width": 3, "blocks_per_stage": 1}), tmp_path / "c")
 
 
-def test_init_weights_from_a_plain_highresnet_starts_a_pointwise_model_at_that_model(cases, tmp_path):
-    """A model with the per-voxel branch starts from a plain HighResNet's weights with the branch at zero
-    output, so that it predicts exactly what the source model did."""
+@pytest.mark.parametrize("source", ["HighResNet", "PointwiseNet"])
+def test_init_weights_from_one_part_starts_a_branched_highresnet_at_that_model(cases, tmp_path, source):
+    """A HighResNet with the per-voxel branch starts from a model holding one of its parts (a plain
+    HighResNet, or the branch alone as a PointwiseNet): the other part starts at zero output, so that
+    it predicts exactly what the source model did, and then both train."""
     from mrsynth.training import Trainer
 
-    first = train(_config(cases, iterations=2), tmp_path / "first")
     model = {"width": 2, "blocks_per_stage": 1, "pointwise_width": 4}
+    parts = {"HighResNet": model | {"pointwise_width": 0}, "PointwiseNet": model | {"architecture": "PointwiseNet"}}
+    first = train(_config(cases, iterations=2, model=parts[source]), tmp_path / "first")
     second = Trainer(_config(cases, init_weights=str(first), model=model), tmp_path / "second")
-    source = load_checkpoint(first).network.eval()
+    source_network = load_checkpoint(first).network.eval()
     network = second.network.eval()
     x = torch.randn(1, 2, *PATCH)
     with torch.no_grad():
-        torch.testing.assert_close(network(x), source(x))
-        assert network.pointwise[0].weight.abs().sum() > 0  # the branch's hidden layers are not zeroed
+        torch.testing.assert_close(network(x), source_network(x))
+    silent = network.pointwise[-1] if source == "HighResNet" else network.head
+    assert silent.weight.abs().sum() == 0
     path = train(_config(cases, init_weights=str(first), model=model, iterations=2), tmp_path / "third")
-    trained = load_checkpoint(path)
-    assert trained.info.arguments["pointwise_width"] == 4
-    assert trained.network.pointwise[-1].weight.abs().sum() > 0  # and it trains
+    trained = load_checkpoint(path).network
+    assert trained.pointwise[-1].weight.abs().sum() > 0 and trained.head.weight.abs().sum() > 0
+    other = {"width": 3} if source == "HighResNet" else {"pointwise_width": 3}  # the part it holds, resized
     with pytest.raises(MRSynthError, match="does not fit"):
-        Trainer(_config(cases, init_weights=str(first), model=model | {"width": 3}), tmp_path / "fourth")
+        Trainer(_config(cases, init_weights=str(first), model=model | other), tmp_path / "fourth")
 
 
 def test_unet_with_mind_loss_trains_and_is_described_in_its_checkpoint(cases, tmp_path):

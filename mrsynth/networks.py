@@ -40,6 +40,17 @@ def isotropic_dilations(spacing: Sequence[float], nominal: Sequence[int] = (1, 2
     return [tuple(max(1, round(d * finest / s)) for s in spacing) for d in nominal]  # type: ignore[misc]
 
 
+def pointwise_mlp(in_channels: int, width: int, out_channels: int) -> nn.Sequential:
+    """Two hidden layers of ``width`` 1x1x1 convolutions with ReLU: a learned per-voxel intensity map."""
+    return nn.Sequential(
+        nn.Conv3d(in_channels, width, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(width, width, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(width, out_channels, 1),
+    )
+
+
 class PreActBlock(nn.Module):
     """BN-ReLU-conv, twice, plus a shortcut (identity, or 1x1x1 projection when channels change)."""
 
@@ -90,17 +101,7 @@ class HighResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Conv3d(channels, out_channels, 1)
         self.blocks_per_stage = blocks_per_stage
-        self.pointwise = (
-            nn.Sequential(
-                nn.Conv3d(in_channels, pointwise_width, 1),
-                nn.ReLU(inplace=True),
-                nn.Conv3d(pointwise_width, pointwise_width, 1),
-                nn.ReLU(inplace=True),
-                nn.Conv3d(pointwise_width, out_channels, 1),
-            )
-            if pointwise_width
-            else None
-        )
+        self.pointwise = pointwise_mlp(in_channels, pointwise_width, out_channels) if pointwise_width else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.blocks(x))
@@ -113,6 +114,23 @@ class HighResNet(nn.Module):
             for axis in range(3):
                 per_axis[axis] += 2 * 2 * dilation[axis] * self.blocks_per_stage
         return tuple(per_axis)  # type: ignore[return-value]
+
+
+class PointwiseNet(nn.Module):
+    """A per-voxel map of the inputs alone (our addition): no context, so nothing to denoise or to tell
+    tissues of equal echo values apart, but it cannot learn anatomy that another head lacks either. It is
+    the first stage of a HighResNet with ``pointwise_width`` (``init_weights`` carries its weights over
+    as that branch) and the context-free ablation of one."""
+
+    def __init__(self, in_channels: int = 2, out_channels: int = 1, width: int = 32):
+        super().__init__()
+        self.pointwise = pointwise_mlp(in_channels, width, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(x)
+
+    def receptive_field(self) -> Triple:
+        return (1, 1, 1)
 
 
 class MRSR(nn.Module):
@@ -162,6 +180,7 @@ class MRSR(nn.Module):
 
 
 ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet}
+ARCHITECTURES["PointwiseNet"] = PointwiseNet
 ARCHITECTURES["SliceUNet"] = SliceUNet
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 ARCHITECTURES["DRUNetSlices"] = DRUNetSlices
@@ -181,6 +200,11 @@ def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]
         arguments = common | {"blocks_per_stage": int(model["blocks_per_stage"]), "dilations": dilations}
         pointwise = int(model.get("pointwise_width", 0))
         return arguments | {"pointwise_width": pointwise} if pointwise else arguments
+    if model["architecture"] == "PointwiseNet":
+        width = int(model.get("pointwise_width", 0))
+        if width <= 0:
+            raise MRSynthError("PointwiseNet needs model.pointwise_width > 0 (its hidden width)")
+        return {"in_channels": in_channels, "out_channels": 1, "width": width}
     if model["architecture"] == "UNet":
         return common | {"levels": int(model["levels"]), "batch_norm": bool(model["batch_norm"])}
     raise MRSynthError(f"unknown architecture {model['architecture']!r}: use {' or '.join(ARCHITECTURES)}")

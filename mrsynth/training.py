@@ -60,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
         "mask": "head_mask",
     },
     # blocks_per_stage and pointwise_width (0: none; our per-voxel branch, see networks.HighResNet):
-    # HighResNet; levels and batch_norm: UNet (batch_norm true = the paper's U-Net+BN)
+    # HighResNet (PointwiseNet: the branch alone); levels and batch_norm: UNet (batch_norm true = the
+    # paper's U-Net+BN)
     "model": {
         "architecture": "HighResNet",
         "width": 16,
@@ -220,16 +221,9 @@ class Trainer:
     def _init_weights(self, path: Path) -> None:
         """Start from another model's weights (fine-tuning a bundled model on a site's own data, say)."""
         state = read_checkpoint(path)["state_dict"]
-        branch = getattr(self.network, "pointwise", None)
         try:
-            if branch is not None and not any(key.startswith("pointwise.") for key in state):
-                # a plain HighResNet's weights: keep them, and start the new branch at zero output, so
-                # that training begins from exactly the source model
-                result = self.network.load_state_dict(state, strict=False)
-                if result.unexpected_keys or any(not key.startswith("pointwise.") for key in result.missing_keys):
-                    self.network.load_state_dict(state)  # raises, naming what does not fit
-                torch.nn.init.zeros_(branch[-1].weight)
-                torch.nn.init.zeros_(branch[-1].bias)
+            if getattr(self.network, "pointwise", None) is not None and set(state) < set(self.network.state_dict()):
+                self._init_part(state)
             else:
                 self.network.load_state_dict(state)
         except RuntimeError as err:
@@ -237,6 +231,23 @@ class Trainer:
                 f"init_weights {path} does not fit this run's network ({str(err).splitlines()[0]}): "
                 "use the same architecture, width and inputs"
             ) from None
+
+    def _init_part(self, state: dict) -> None:
+        """A HighResNet with a per-voxel branch from a model that holds one of its two parts (a plain
+        HighResNet, or a PointwiseNet of the branch's width): the missing part starts at zero output,
+        so that training begins from exactly the source model."""
+        own = set(self.network.state_dict())
+        branch = {key for key in own if key.startswith("pointwise.")}
+        missing = own - set(state)
+        if missing == branch:
+            silent = self.network.pointwise[-1]
+        elif missing == own - branch:
+            silent = self.network.head
+        else:
+            self.network.load_state_dict(state)  # raises, naming what does not fit
+        self.network.load_state_dict(state, strict=False)  # shapes are still checked
+        torch.nn.init.zeros_(silent.weight)
+        torch.nn.init.zeros_(silent.bias)
 
     def learning_rate(self) -> float:
         """The rate for the next iteration; a function of the iteration alone, so resuming needs no state."""
