@@ -237,7 +237,7 @@ def truth_kernels(test: list[Path], contrast: str) -> dict[str, list[float]]:
 
 
 def evaluate_model(model: LoadedModel, test: list[Path], artifacts: bool) -> dict:
-    """Scores, slice artifact and (High-to-low HighResNet) trained kernel of one model on the held-out cases."""
+    """Scores, slice artifact and (High-to-low) trained kernel of one model on the held-out cases."""
     record: dict[str, Any] = {"lr": {}, "hr": {}, "artifact": {}}
     for case in test:
         lr, hr = predict(model, case)
@@ -245,7 +245,7 @@ def evaluate_model(model: LoadedModel, test: list[Path], artifacts: bool) -> dic
         record["hr"][case.name] = scores({"model": hr}, case, model.info.output, "hr")["model"]
         if artifacts and model.info.approach == "high-to-low":
             record["artifact"][case.name] = slice_artifact(model, case)
-    if model.info.approach == "high-to-low" and model.info.architecture == "HighResNet":
+    if model.info.approach == "high-to-low":
         record["kernel"] = trained_kernel(model, test)
     return record
 
