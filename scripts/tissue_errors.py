@@ -3,7 +3,8 @@
 For each tissue of the simulator's table (the label map mapped through ``simulate.tissue_map``): its
 voxels inside the mask, the mean of the truth, of the synthesized image and (with ``--thick``) of the
 thick acquisition upsampled by cubic B-spline, each divided by its own 99th percentile inside the mask
-as every score here is; and each tissue's share of the image's summed squared error. It answers
+as every score here is, with its standard deviation inside the tissue in brackets (speckle or blur
+that the mean hides); and each tissue's share of the image's summed squared error. It answers
 "which tissue makes a model lose to interpolation on this subject", which the global metrics cannot.
 
     python scripts/tissue_errors.py --output runs/demo_X/sTSE_HR.nii.gz \
@@ -46,9 +47,11 @@ def table(output: str, reference: str, mask: str, labels: str, atlas: str, thick
         where = inside & (tissues == index)
         if not where.any():
             continue
-        row = {"tissue": name, "voxels": int(where.sum()), "truth": float(truth[where].mean())}
-        for method, image in images.items():
+        row = {"tissue": name, "voxels": int(where.sum())}
+        for method, image in {"truth": truth, **images}.items():
             row[method] = float(image[where].mean())
+            row[f"{method} sd"] = float(image[where].std())
+        for method, image in images.items():
             row[f"{method} SSE share"] = float(((image - truth)[where] ** 2).sum()) / totals[method]
         rows.append(row)
     return rows
@@ -74,9 +77,9 @@ def main() -> None:
     )
     print("|---|---|---|" + "---|" * (2 * len(methods)))
     for r in rows:
-        means = " | ".join(f"{r[m]:.3f}" for m in methods)
+        means = " | ".join(f"{r[m]:.3f} ({r[f'{m} sd']:.3f})" for m in ["truth", *methods])
         shares = " | ".join(f"{r[f'{m} SSE share']:.2f}" for m in methods)
-        print(f"| {r['tissue']} | {r['voxels']} | {r['truth']:.3f} | {means} | {shares} |")
+        print(f"| {r['tissue']} | {r['voxels']} | {means} | {shares} |")
 
 
 if __name__ == "__main__":
