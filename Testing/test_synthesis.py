@@ -316,3 +316,36 @@ def test_flip_average_mirrors_the_lr_kernel_with_the_volume():
     both = synthesize(model, _pair(), options=InferenceOptions(mode="sliding"), device="cpu")
     plain = synthesize(model, _pair(), options=InferenceOptions(mode="sliding"), device="cpu", flip_average=False)
     np.testing.assert_allclose(sitk.GetArrayFromImage(both.lr), sitk.GetArrayFromImage(plain.lr), atol=1e-5)
+
+
+def test_input_scales_replace_the_inputs_percentiles():
+    """The scales a whole-head run reports, given back for a crop of it, make the crop's voxels come out
+    as in the whole-head run; the crop's own percentiles would not (a network that returns input 1)."""
+    model = LoadedModel(network=FirstChannel(), info=_info())
+    images = _pair()
+    whole = synthesize(model, images, device="cpu", flip_average=False)
+    crop = [sitk.RegionOfInterest(x, (36, 11, 40), (0, 0, 0)) for x in images]  # its darker half along LR
+    own = synthesize(model, crop, device="cpu", flip_average=False)
+    given = synthesize(model, crop, device="cpu", flip_average=False, input_scales=whole.scales)
+    assert given.scales == whole.scales and own.scales[0] < 0.98 * whole.scales[0]
+    expected = sitk.GetArrayFromImage(sitk.RegionOfInterest(whole.hr, (36, 11, 40), (0, 0, 0)))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(given.hr), expected, atol=1e-5)
+    assert np.abs(sitk.GetArrayFromImage(own.hr) - expected).max() > 0.01
+
+
+@pytest.mark.parametrize(
+    ("scales", "message"),
+    [([0.5], "1 input scales for 2 inputs"), ([1.0, 0.0], "must be positive"), ([1.0, float("nan")], "positive")],
+)
+def test_cli_refuses_bad_input_scales(checkpoint, tmp_path, capsys, scales, message):
+    inputs = _write_inputs(tmp_path)
+    argv = ["synthesize", str(checkpoint), *inputs, "--output", str(tmp_path / "hr.nii.gz")]
+    assert cli.main([*argv, "--input-scales", *map(str, scales)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "hr.nii.gz").exists()
+
+
+def test_input_scales_are_refused_for_models_that_do_not_use_percentiles():
+    model = LoadedModel(network=FirstChannel(), info=_info(normalisation={"method": "none"}))
+    with pytest.raises(MRSynthError, match="does not divide its inputs by their 99th percentile"):
+        synthesize(model, _pair(), device="cpu", input_scales=[1.0, 1.0])

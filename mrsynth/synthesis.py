@@ -10,6 +10,7 @@ inputs' arbitrary scanner units (see ``INTENSITY_UNIT``).
 from __future__ import annotations
 
 import argparse
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,22 @@ def _warn_voxel_size(image: sitk.Image, info: ModelInfo) -> None:
         )
 
 
+def check_input_scales(info: ModelInfo, count: int, scales: Sequence[float] | None) -> None:
+    """Refuse ``input_scales`` that cannot stand in for the inputs' 99th percentiles."""
+    if scales is None:
+        return
+    method = info.normalisation.get("method", "p99")
+    if method in ("none", AFFINE_METHOD):
+        raise MRSynthError(
+            f"model {info.name} does not divide its inputs by their 99th percentile ({method}): drop the input scales"
+        )
+    if len(scales) != count:
+        raise MRSynthError(f"{len(scales)} input scales for {count} inputs: give one per input, in the inputs' order")
+    bad = [s for s in scales if not (math.isfinite(s) and s > 0)]
+    if bad:
+        raise MRSynthError(f"input scales must be positive numbers (the inputs' 99th percentiles), not {bad}")
+
+
 def synthesize(
     model: LoadedModel,
     images: Sequence[sitk.Image],
@@ -117,11 +134,15 @@ def synthesize(
     lr_scheme: str = "model",
     progress: Progress | None = None,
     parameters: Mapping[str, float] | None = None,
+    input_scales: Sequence[float] | None = None,
 ) -> SynthesisResult:
     """Run ``model`` on ``images`` (in the order of ``model.info.inputs``, all on one grid).
 
     Each input is divided by its own 99th percentile inside the body mask (``mask`` > 0, or the Otsu
-    body mask of the last input), as in training. ``options`` choose how the engine covers the
+    body mask of the last input), as in training. That percentile moves with the field of view, and
+    a model that maps intensities nonlinearly (``gre-to-t2tse-sim``) follows it: ``input_scales``
+    divides by these numbers instead, e.g. the ``scales`` of a whole-head scan of the same protocol
+    for a scan that covers less. ``options`` choose how the engine covers the
     volume (default: the ``fast`` preset, full-context tiles; see ``inference.InferenceOptions``);
     a sliding ``stride`` of None is the model's own. With ``options.skip_background`` windows
     outside the same body mask are skipped.
@@ -137,7 +158,7 @@ def synthesize(
     grid (``grids.thick_grid``): when the LR length L is not a multiple of the slice factor the LR
     axis is reflect-padded at its end for the network and HR is cropped back, so LR has
     ceil(L / factor) thick slices, the last one partly made of mirrored slices. Output intensities
-    are in the unit ``INTENSITY_UNIT``; ``scales`` are the inputs' 99th percentiles.
+    are in the unit ``INTENSITY_UNIT``; ``scales`` are what the inputs were divided by.
 
     A model conditioned on acquisition parameters (``info.parameters``, e.g. TR and TE of a
     re-parameterisation model) needs every one in ``parameters`` (``acquisition.check_values``).
@@ -147,6 +168,7 @@ def synthesize(
     options = (options or InferenceOptions()).checked(torch_device)
     model.check_inputs(len(images))
     values = check_values(info.name, info.parameters, parameters or {})
+    check_input_scales(info, len(images), input_scales)
     names = input_names(info)
     for name, image in zip(names, images, strict=True):
         check_volume(image, name)
@@ -171,6 +193,9 @@ def synthesize(
     elif affine:  # MRI2MRI models: offset and scale removed, so raw, rescaled and z-scored inputs agree
         normalised, fits = zip(*(normalise_affine(array, mask_array) for array in arrays), strict=True)
         scales = tuple(scale for _, scale in fits)
+    elif input_scales is not None:
+        scales = tuple(float(s) for s in input_scales)
+        normalised = tuple(array / scale for array, scale in zip(arrays, scales, strict=True))
     else:
         normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
     x = np.stack(normalised).astype(np.float32)
@@ -332,6 +357,15 @@ def add_synthesize_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--mask", help="body mask (voxels > 0) for normalisation; default: Otsu mask of the last input")
     parser.add_argument(
+        "--input-scales",
+        nargs="+",
+        type=float,
+        metavar="SCALE",
+        help="divide the inputs by these numbers instead of their own 99th percentiles, one per input (e.g. the "
+        "'input scales' this command printed for a whole-head scan of the same protocol, for a scan that covers "
+        "less: the percentiles move with the field of view)",
+    )
+    parser.add_argument(
         "--no-flip-average",
         dest="flip_average",
         action="store_false",
@@ -400,6 +434,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
         raise MRSynthError(f"model {model.info.name} is a super-resolution model: use mrsynth superres with it")
     model.check_inputs(len(args.inputs))
     check_values(model.info.name, model.info.parameters, parameters)
+    check_input_scales(model.info, len(args.inputs), args.input_scales)
     if options.stride is not None:
         factor = model.info.slice_factor if lr_kernel_of(model.info) is not None else None
         check_stride(options.stride, model.info.patch, factor)
@@ -428,6 +463,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
             lr_scheme=args.lr_kernels,
             progress=progress,
             parameters=parameters,
+            input_scales=args.input_scales,
         )
     with atomic_path(output) as tmp:
         if output_lr is None:
