@@ -21,6 +21,7 @@ from mrsynth.checkpoint import load_checkpoint, read_checkpoint
 from mrsynth.data import Case, PatchSampler, sampling_mask
 from mrsynth.errors import MRSynthError
 from mrsynth.highlow import downsample_lr, offset_kernel_combinations
+from mrsynth.input_levels import training_levels
 from mrsynth.simulate import bundled_phantom, simulate
 from mrsynth.training import load_config, train
 from mrsynth.volume_io import to_paper
@@ -118,6 +119,9 @@ def test_training_writes_logs_checkpoints_and_a_self_describing_model(cases, tmp
     assert loaded.info.patch == PATCH and loaded.info.voxel_size == [1.0, 1.0, 1.0]
     assert loaded.info.training["pair_start"] == 1  # the simulator's slice profile peaks on slices 4j+1, 4j+2
     assert "extra" not in read_checkpoint(model_path)  # exported model holds no optimizer state
+    # the training inputs' levels as synthesize measures a scan's, for its out-of-range warning
+    levels = loaded.info.normalisation["input_levels"]
+    assert levels == pytest.approx(training_levels(cases, ["GE_aOP", "GE_aIP"]), rel=1e-3)
     with open(tmp_path / "run" / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["iteration"]) for r in rows] == list(range(1, 7))

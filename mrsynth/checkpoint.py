@@ -25,6 +25,13 @@ FORMAT = "mrsynth-checkpoint"
 FORMAT_VERSION = 1
 
 
+P99_NORMALISATION: dict[str, Any] = {
+    "method": "p99",
+    "description": "each input divided by its 99th percentile inside the body mask; the output is in "
+    "units of the target contrast's 99th percentile inside the body (1.0 = that percentile)",
+}
+
+
 @dataclass
 class ModelInfo:
     """What a model is and how to use it (the non-weight part of a checkpoint).
@@ -48,13 +55,7 @@ class ModelInfo:
     lr_kernel: list[float] | None = None
     # kernels fitted with the network frozen (kernel_training), by patch configuration: LR offset as text
     trained_lr_kernels: dict[str, list[float]] = field(default_factory=dict)
-    normalisation: dict[str, Any] = field(
-        default_factory=lambda: {
-            "method": "p99",
-            "description": "each input divided by its 99th percentile inside the body mask; the output is in "
-            "units of the target contrast's 99th percentile inside the body (1.0 = that percentile)",
-        }
-    )
+    normalisation: dict[str, Any] = field(default_factory=lambda: dict(P99_NORMALISATION))
     version: str = "0"
     training: dict[str, Any] = field(default_factory=dict)
     task: str = "synthesis"

@@ -13,7 +13,7 @@ import argparse
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from .files import atomic_path, check_output_path, full_suffix
 from .grids import thick_grid
 from .highlow import LrKernels, mirrored_configurations, shift_kernel
 from .inference import MODES, PRECISIONS, PRESETS, InferenceOptions, InferenceReport, Progress, infer, resolve_device
+from .input_levels import input_levels, level_warning
 from .masks import body_mask, normalise_p99
 from .normalisation import METHOD as AFFINE_METHOD
 from .normalisation import invariant_mask, normalise_affine
@@ -49,6 +50,7 @@ class SynthesisResult:
     scales: list[float]
     reports: list[InferenceReport]
     intensity_unit: str = INTENSITY_UNIT
+    levels: list[float] = field(default_factory=list)  # each normalised input's median in the mask
 
 
 def input_names(info: ModelInfo) -> list[str]:
@@ -198,6 +200,11 @@ def synthesize(
         normalised = tuple(array / scale for array, scale in zip(arrays, scales, strict=True))
     else:
         normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
+    levels = input_levels(normalised, mask_array)
+    if not affine and info.normalisation.get("method") != "none":
+        warning = level_warning(info, levels)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
     x = np.stack(normalised).astype(np.float32)
     length = x.shape[-1]
     pad = (-length) % factor if kernel is not None else 0
@@ -253,6 +260,7 @@ def synthesize(
         mask=from_paper(mask_array.astype(np.uint8), reference),
         scales=[float(s) for s in scales],
         reports=reports,
+        levels=levels,
     )
 
 
@@ -475,5 +483,9 @@ def run_synthesize(args: argparse.Namespace) -> int:
     written = [output] + ([output_lr] if output_lr is not None else [])
     for report in result.reports:
         print(report.summary())
-    print(f"wrote {', '.join(map(str, written))} ({result.intensity_unit}; input scales {result.scales})")
+    trained = model.info.normalisation.get("input_levels")
+    levels = f"; input levels {[round(v, 3) for v in result.levels]}" + (
+        f" (training {[round(v, 3) for v in trained]})" if trained else ""
+    )
+    print(f"wrote {', '.join(map(str, written))} ({result.intensity_unit}; input scales {result.scales}{levels})")
     return 0

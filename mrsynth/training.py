@@ -24,13 +24,14 @@ import numpy as np
 import torch
 import yaml
 
-from .checkpoint import ModelInfo, read_checkpoint, save_checkpoint
+from .checkpoint import P99_NORMALISATION, ModelInfo, read_checkpoint, save_checkpoint
 from .data import Case, PatchSampler
 from .early_stopping import EarlyStopping
 from .errors import MRSynthError
 from .files import atomic_path
 from .highlow import downsample_lr, estimate_pair_start, inference_kernel
 from .inference import resolve_device
+from .input_levels import p99_levels
 from .losses import mind_loss
 from .lowlow import ThickPatchSampler, thick_case
 from .networks import build_network, network_arguments
@@ -340,8 +341,16 @@ class Trainer:
             stride=[int(s) for s in self.config["stride"]],
             approach=self.approach,
             lr_kernel=list(inference_kernel(self.pair_start)) if self.approach == "high-to-low" else None,
+            normalisation=P99_NORMALISATION | {"input_levels": self.input_levels()},
             training=self.training_record() | {"pair_start": self.pair_start, "stopped_early": self.stopped_early},
         )
+
+    def input_levels(self) -> list[float]:
+        """The training inputs' levels as ``synthesize`` will see a scan's (``input_levels``), computed once."""
+        if getattr(self, "_input_levels", None) is None:
+            levels = np.mean([p99_levels(list(c.inputs)) for c in self.train_cases], axis=0)
+            self._input_levels = [float(v) for v in levels]
+        return self._input_levels
 
     def save(self, name: str) -> Path:
         extra = {

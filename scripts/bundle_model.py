@@ -15,10 +15,12 @@ import tempfile
 from pathlib import Path
 
 import SimpleITK as sitk
+import torch
 
 from mrsynth.checkpoint import read_checkpoint
 from mrsynth.demo import demo
 from mrsynth.files import atomic_path
+from mrsynth.input_levels import training_levels
 from mrsynth.models.bundling import MODELS, install, register
 from mrsynth.simulate import target_volumes
 
@@ -45,9 +47,18 @@ def main() -> None:
     parser.add_argument("--task", default="contrast-synthesis")
     args = parser.parse_args()
 
-    info = read_checkpoint(args.model)["info"]
+    payload = read_checkpoint(args.model)
+    info = payload["info"]
     name = info["name"]
-    target = install(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = args.model
+        if info["normalisation"].get("method") == "p99" and "input_levels" not in info["normalisation"]:
+            # trained before models recorded it: measured here on the run's own training cases
+            folders = info["training"]["config"]["data"]["train"]
+            info["normalisation"]["input_levels"] = training_levels(folders, info["inputs"])
+            source = Path(tmp) / f"{name}.pt"
+            torch.save(payload, source)
+        target = install(source)
     with tempfile.TemporaryDirectory() as tmp:
         summary = demo(Path(tmp), model=str(target), preset="fast", device="cpu")
         spacing = sitk.ReadImage(str(Path(tmp) / "sTSE_HR.nii.gz")).GetSpacing()
@@ -61,6 +72,8 @@ def main() -> None:
         + f"- architecture: {info['architecture']} {json.dumps(info['arguments'])}\n"
         + f"- patch (SI AP LR): {info['patch']}; default stride: {info['stride']}; LR kernel: "
         + f"{[round(k, 4) for k in info['lr_kernel']]}; pair start: {training['pair_start']}\n"
+        + "- input levels (each input's median in the body mask after normalisation; scans far from them "
+        + f"are warned about): {[round(v, 3) for v in info['normalisation'].get('input_levels', [])]}\n"
         + "\n## Measured on the test subject\n\n"
         + "BrainWeb phantom simulated with `mrsynth demo` (seed 2026, voxel size "
         + f"{spacing} mm), never seen in training; images scaled by their 99th percentile inside the head, "
