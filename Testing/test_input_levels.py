@@ -81,3 +81,22 @@ def test_synthesize_warns_for_a_crop_and_not_for_the_whole_head_or_given_scales(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         synthesize(model, inner, device="cpu", flip_average=False, input_scales=whole.scales)
+
+
+def test_cli_prints_the_levels_and_warns(tmp_path, capsys):
+    from mrsynth import cli
+    from mrsynth.checkpoint import save_checkpoint
+    from mrsynth.networks import HighResNet
+
+    head = _head()
+    info = _info(p99_levels([head, head]))
+    info.architecture, info.arguments = "HighResNet", {"in_channels": 2, "width": 2, "blocks_per_stage": 1}
+    model = save_checkpoint(tmp_path / "tiny.pt", HighResNet(in_channels=2, width=2, blocks_per_stage=1), info)
+    paths = []
+    for i, image in enumerate(_images(head[12:28, 12:28, 12:28])):
+        paths.append(str(tmp_path / f"in{i}.nii.gz"))
+        sitk.WriteImage(image, paths[-1])
+    with pytest.warns(UserWarning, match="far from what model tiny was trained on"):
+        assert cli.main(["synthesize", str(model), *paths, "--output", str(tmp_path / "out.nii.gz")]) == 0
+    captured = capsys.readouterr()
+    assert "input levels [0.9" in captured.out and "(training [0.5" in captured.out

@@ -455,24 +455,34 @@ def run_synthesize(args: argparse.Namespace) -> int:
     mask = read_labels(args.mask, "mask") if args.mask else None
 
     unit = "window" if options.mode == "sliding" else "tile"
-    with tqdm(desc=f"synthesizing ({options.mode})", unit=unit) as bar:
+    # warnings wait until the progress bar has closed, so that each gets a line of its own
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            tqdm(desc=f"synthesizing ({options.mode})", unit=unit) as bar,
+        ):
+            warnings.simplefilter("always")
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
 
-        result = synthesize(
-            model,
-            images,
-            options=options,
-            device=args.device,
-            mask=mask,
-            flip_average=args.flip_average,
-            lr_scheme=args.lr_kernels,
-            progress=progress,
-            parameters=parameters,
-            input_scales=args.input_scales,
-        )
+            result = synthesize(
+                model,
+                images,
+                options=options,
+                device=args.device,
+                mask=mask,
+                flip_average=args.flip_average,
+                lr_scheme=args.lr_kernels,
+                progress=progress,
+                parameters=parameters,
+                input_scales=args.input_scales,
+            )
+    finally:
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     with atomic_path(output) as tmp:
         if output_lr is None:
             sitk.WriteImage(result.hr, str(tmp), useCompression=True)
