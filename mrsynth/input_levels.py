@@ -18,7 +18,7 @@ import numpy as np
 
 from .checkpoint import ModelInfo
 from .data import find_volume
-from .masks import body_mask
+from .masks import body_mask, normalise_p99
 from .volume_io import read_volume, to_paper
 
 # Relative distance from the training level beyond which a scan is reported: the SynthSeg heads lie
@@ -35,10 +35,7 @@ def p99_levels(arrays: Sequence[np.ndarray]) -> list[float]:
     """``input_levels`` of raw inputs as ``synthesize`` normalises them by default: each divided by its
     99th percentile inside the body mask of the last input."""
     mask = body_mask(arrays[-1])
-    return [
-        level / float(np.percentile(np.asarray(array)[mask], 99))
-        for level, array in zip(input_levels(arrays, mask), arrays, strict=True)
-    ]
+    return input_levels([normalise_p99(array, mask)[0] for array in arrays], mask)
 
 
 def training_levels(folders: Sequence[str | Path], inputs: Sequence[str]) -> list[float]:

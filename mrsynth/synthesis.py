@@ -201,10 +201,9 @@ def synthesize(
     else:
         normalised, scales = zip(*(normalise_p99(array, mask_array) for array in arrays), strict=True)
     levels = input_levels(normalised, mask_array)
-    if not affine and info.normalisation.get("method") != "none":
-        warning = level_warning(info, levels)
-        if warning:
-            warnings.warn(warning, stacklevel=2)
+    warning = level_warning(info, levels)  # None unless the model recorded its training levels
+    if warning:
+        warnings.warn(warning, stacklevel=2)
     x = np.stack(normalised).astype(np.float32)
     length = x.shape[-1]
     pad = (-length) % factor if kernel is not None else 0
