@@ -50,6 +50,39 @@ def test_mrsr_refuses_more_outputs_than_inputs():
         MRSR(in_channels=1, out_channels=2)
 
 
+def test_ratio_residual_keeps_the_interpolated_echo_ratio_when_later_echoes_add_nothing():
+    torch.manual_seed(0)
+    net = MRSR(in_channels=2, out_channels=2, depth=3, width=4, ratio_residual=True).double().eval()
+    x = torch.rand(1, 2, 8, 7, 6, dtype=torch.float64) + torch.tensor([0.5, 0.2], dtype=torch.float64).reshape(
+        1, 2, 1, 1, 1
+    )  # ratios 0.4-2.4: none is clipped
+    with torch.no_grad():
+        assert torch.equal(net(x), x)  # zero residuals: still the interpolated input
+        net.head.weight[0].normal_(std=0.1)  # the first echo's residual is live, the second's own is zero
+        out = net(x)
+    assert not torch.allclose(out[:, 0], x[:, 0])
+    torch.testing.assert_close(out[:, 1] / out[:, 0], x[:, 1] / x[:, 0])
+    with torch.no_grad():
+        net.head.weight[1].normal_(std=0.1)  # the second echo's own residual changes the ratio
+        assert not torch.allclose(net(x)[:, 1] / net(x)[:, 0], x[:, 1] / x[:, 0])
+
+
+def test_ratio_residual_ignores_a_dark_first_echo_and_clips_the_ratio():
+    net = MRSR(in_channels=2, out_channels=2, depth=2, width=2, ratio_residual=True).eval()
+    with torch.no_grad():
+        net.head.bias[0] = 0.1  # a constant residual of 0.1 on the first echo, none of its own on the second
+        x = torch.tensor([0.01, 0.1, 0.3]).reshape(1, 1, 3, 1, 1).repeat(1, 2, 1, 1, 1)
+        x[:, 1] = torch.tensor([0.5, 1.0, 0.6]).reshape(1, 3, 1, 1)
+        carried = (net(x) - x)[0, 1, :, 0, 0]
+    # below the floor nothing is carried; a ratio of 10 is clipped to RATIO_MAX; 0.6 / 0.3 = 2 passes
+    torch.testing.assert_close(carried, torch.tensor([0.0, 0.1 * MRSR.RATIO_MAX, 0.2]))
+
+
+def test_ratio_residual_needs_two_outputs():
+    with pytest.raises(MRSynthError, match="two or more"):
+        MRSR(in_channels=2, out_channels=1, ratio_residual=True)
+
+
 @pytest.mark.parametrize("factor", thick_slices.FACTORS)
 def test_antialias_filter_frequency_response(factor):
     taps = thick_slices.antialias_filter(factor)

@@ -144,9 +144,27 @@ class MRSR(nn.Module):
     training starts from interpolation rather than from noise. The other layers get He
     initialisation, as VDSR's: PyTorch's default would shrink the signal about threefold per layer,
     which a plain 20-layer stack without normalisation cannot afford.
+
+    ``ratio_residual`` (our addition, for echoes of one acquisition such as DESS S1/S2) adds to each
+    later output the first output's residual times that echo's interpolated ratio to the first
+    (``x_i / x_0``), on top of its own residual. A later echo's own residual then starts at zero
+    wherever the interpolated ratio is already right, so errors of the first echo's residual no
+    longer move the ratio that carries T2: with zero own residuals, ``out_i / out_0 = x_i / x_0``
+    exactly. The ratio is taken where the first echo exceeds ``RATIO_FLOOR`` (0 elsewhere) and
+    clipped to ``[0, RATIO_MAX]``, in the inputs' normalised units (each divided by its 99th percentile).
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 20, width: int = 64):
+    RATIO_FLOOR = 0.05
+    RATIO_MAX = 4.0
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        depth: int = 20,
+        width: int = 64,
+        ratio_residual: bool = False,
+    ):
         super().__init__()
         if depth < 2 or width < 1:
             raise MRSynthError(f"MRSR needs depth >= 2 and width >= 1, not depth {depth}, width {width}")
@@ -154,6 +172,11 @@ class MRSR(nn.Module):
             raise MRSynthError(
                 f"MRSR adds its residual to the first outputs' inputs: out_channels ({out_channels}) must be "
                 f"between 1 and in_channels ({in_channels})"
+            )
+        if ratio_residual and out_channels < 2:
+            raise MRSynthError(
+                "ratio_residual carries the first echo's residual into the later echoes: it needs two or more "
+                f"outputs (e.g. DESS S1 and S2), not {out_channels}"
             )
         layers: list[nn.Module] = []
         channels = in_channels
@@ -169,9 +192,17 @@ class MRSR(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.depth = depth
         self.out_channels = out_channels
+        self.ratio_residual = ratio_residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, : self.out_channels] + self.head(self.body(x))
+        residual = self.head(self.body(x))
+        if self.ratio_residual:
+            first = x[:, :1]
+            later = x[:, 1 : self.out_channels]
+            ratio = torch.where(first > self.RATIO_FLOOR, later / first.clamp_min(self.RATIO_FLOOR), 0.0)
+            carried = ratio.clamp(0.0, self.RATIO_MAX) * residual[:, :1]
+            residual = torch.cat([residual[:, :1], residual[:, 1:] + carried], dim=1)
+        return x[:, : self.out_channels] + residual
 
     def receptive_field(self) -> Triple:
         """Each 3x3x3 convolution adds 2 voxels per axis."""

@@ -13,7 +13,8 @@ one per axis. The loss is L2 between the network output
 contrast is a separate single-channel sample (a single-contrast model trained on several
 contrasts); with true they are the channels of one multi-contrast sample. For a two-echo model
 (DESS S1, S2), ``echo_ratio_weight`` adds ``echo_ratio_loss`` (``echo_ratio_form`` cross or log), which
-keeps the echoes' ratio (and so T2) right.
+keeps the echoes' ratio (and so T2) right, and ``model.ratio_residual`` carries S1's residual into S2 at
+their interpolated ratio (``networks.MRSR``), so that S2's own residual only has to change that ratio.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ SR_DEFAULTS: dict[str, Any] = {
     "name": "my-superres-model",
     "version": "1",
     "data": {"train": [], "val": [], "contrasts": ["TSE_HR"], "mask": "head_mask", "joint_contrasts": False},
-    "model": {"architecture": "MRSR", "depth": 20, "width": 64},
+    "model": {"architecture": "MRSR", "depth": 20, "width": 64, "ratio_residual": False},
     "slice_factor": 4,
     "slice_axes": ["SI", "AP", "LR"],
     "patch": [32, 32, 32],
@@ -256,6 +257,8 @@ class SRTrainer(Trainer):
             "depth": int(model["depth"]),
             "width": int(model["width"]),
         }
+        if model["ratio_residual"]:  # stored only when set, so older checkpoints' arguments stay as they were
+            self.arguments["ratio_residual"] = True
         seed = self._start_optimisation(model["architecture"])
         self.sampler = self._sampler(self.train_cases, np.random.default_rng(seed))
         self.val_batches = self._validation_batches(seed + 1)
