@@ -42,6 +42,21 @@ def test_first_layer_is_duplicated_per_input_and_last_layer_per_output(tmp_path)
     assert converted.info.outputs == ["DESS_S1", "DESS_S2"] and converted.info.training["transferred_from"] == "sr"
 
 
+def test_ratio_residual_transfer_restores_the_first_echo_alone_and_keeps_the_echo_ratio(tmp_path):
+    original = load_checkpoint(_single(tmp_path / "sr.pt"))
+    converted = expand_contrasts(original, ["DESS_S1", "DESS_S2"], ratio_residual=True)
+    assert converted.info.arguments["ratio_residual"] is True
+    x = 0.5 + torch.rand(1, 2, 12, 12, 12)  # both echoes bright: ratios between 1/3 and 3
+    with torch.no_grad():
+        out = converted.network(x)
+        # the first echo's features see the mean of the two channels, as the single-contrast model sees one image
+        torch.testing.assert_close(
+            out[:, :1], original.network(x.mean(dim=1, keepdim=True)) - x.mean(1, True) + x[:, :1]
+        )
+    torch.testing.assert_close(out[:, 1] / out[:, 0], x[:, 1] / x[:, 0])
+    assert not torch.allclose(out[:, 0], x[:, 0])
+
+
 def test_transfer_command_writes_a_loadable_model_and_refuses_multi_contrast_sources(tmp_path, capsys):
     source = _single(tmp_path / "sr.pt")
     out = tmp_path / "dess.pt"

@@ -5,6 +5,12 @@ each output, then fine-tuned on little data. We divide the duplicated first-laye
 number of inputs, so that the converted network, given the same image in every channel, computes
 exactly the original's features and returns the original's output in every channel: fine-tuning
 starts from the single-contrast model's behaviour rather than from a rescaled one.
+
+For echoes of one acquisition (DESS S1, S2) ``ratio_residual`` builds the network with
+``networks.MRSR``'s ``ratio_residual`` and zeroes the later outputs' own last-layer weights: the
+converted model restores the first echo as the single-contrast model does and carries that
+correction into the later echoes at their interpolated ratio, so it starts from the interpolation's
+echo ratio (and T2), and fine-tuning learns only where that ratio must change.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from .networks import build_network
 FIRST, HEAD = "body.0", "head"
 
 
-def expand_contrasts(model: LoadedModel, contrasts: list[str], name: str | None = None) -> LoadedModel:
+def expand_contrasts(
+    model: LoadedModel, contrasts: list[str], name: str | None = None, ratio_residual: bool = False
+) -> LoadedModel:
     """A model taking and returning ``contrasts`` (in order), built from a single-contrast MRSR model."""
     info = model.info
     if info.architecture != "MRSR" or info.arguments.get("in_channels", 1) != 1:
@@ -38,6 +46,10 @@ def expand_contrasts(model: LoadedModel, contrasts: list[str], name: str | None 
     new_state[f"{HEAD}.weight"] = state[f"{HEAD}.weight"].repeat(count, 1, 1, 1, 1)
     new_state[f"{HEAD}.bias"] = state[f"{HEAD}.bias"].repeat(count)
     arguments = dict(info.arguments, in_channels=count, out_channels=count)
+    if ratio_residual:
+        new_state[f"{HEAD}.weight"][1:] = 0
+        new_state[f"{HEAD}.bias"][1:] = 0
+        arguments["ratio_residual"] = True
     network = build_network("MRSR", arguments)
     network.load_state_dict(new_state)
     network.eval()
@@ -49,7 +61,8 @@ def expand_contrasts(model: LoadedModel, contrasts: list[str], name: str | None 
     new_info.outputs = list(contrasts)
     new_info.training = {
         "transferred_from": info.name,
-        "transfer": "first layer duplicated per input (divided by their number), last layer per output",
+        "transfer": "first layer duplicated per input (divided by their number), last layer per output"
+        + (" (later outputs' own at zero: they carry the first's residual at their ratio)" if ratio_residual else ""),
         "source_training": info.training,
     }
     return LoadedModel(network=network, info=new_info, path=None)
@@ -68,6 +81,12 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--contrasts", nargs="+", required=True, help="the new model's contrasts, in order")
     parser.add_argument("--output", required=True, help="checkpoint file to write")
     parser.add_argument("--name", help="the new model's name (default: MODEL-CONTRAST1-CONTRAST2...)")
+    parser.add_argument(
+        "--ratio-residual",
+        action="store_true",
+        help="echoes of one acquisition (e.g. DESS S1 S2): later echoes carry the first's residual at their "
+        "interpolated ratio, their own residual starting at zero (fine-tune with model.ratio_residual=true)",
+    )
     parser.set_defaults(func=run_transfer)
     return parser
 
@@ -79,7 +98,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     output = check_output_path(args.output)
     if Path(output).suffix != ".pt":
         raise MRSynthError(f"output {output} should end in .pt (a checkpoint)")
-    converted = expand_contrasts(load_model(args.model), list(args.contrasts), args.name)
+    converted = expand_contrasts(load_model(args.model), list(args.contrasts), args.name, args.ratio_residual)
     save_checkpoint(output, converted.network, converted.info)
     print(f"wrote {output}: {converted.info.name}, {len(args.contrasts)} contrasts in and out")
     return 0
