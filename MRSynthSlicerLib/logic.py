@@ -157,6 +157,7 @@ class SynthesisLogic:
         device: str = "auto",
         batchSize: int = 4,
         flipAverage: bool = True,
+        backProjections: int = 0,
         outputVolume: Any = None,
         outputLRVolume: Any = None,
         registrationPreset: str | None = None,
@@ -172,11 +173,15 @@ class SynthesisLogic:
         relative-error and dSSIM maps and a metrics table (body, and bone with ``boneMaskVolume``) are
         added. ``registrationPreset`` (e.g. ``rigid``) first aligns the inputs to the reference, or to the
         first input, with SlicerElastix (masks must then lie on that volume's grid). ``parameters`` are
-        the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``). Blocking returns
+        the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``).
+        ``backProjections`` (super-resolution only) passes of back-projection onto the thick input follow
+        the network (``mrsynth.superres.superresolve``). Blocking returns
         ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
         """
         if not inputVolumes or any(node is None for node in inputVolumes):
             raise MRSynthError("select every input volume the model asks for")
+        if backProjections and self.TASK != "super-resolution":
+            raise MRSynthError("back-projection onto a thick input belongs to super-resolution: set backProjections=0")
         if registrationPreset:
             from .registration import register_inputs
 
@@ -201,6 +206,8 @@ class SynthesisLogic:
             }
             if parameters:
                 job["parameters"] = {name: float(value) for name, value in parameters.items()}
+            if backProjections:
+                job["back_projections"] = int(backProjections)
             if maskVolume is not None:
                 job["mask"] = self._write(maskVolume, folder, "mask.nrrd", "mask")
             if referenceVolume is not None:

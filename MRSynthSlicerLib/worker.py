@@ -101,7 +101,8 @@ def run(job_file: Path) -> None:
     }
     if job.get("task") == "super-resolution":
         emit("STAGE", "super-resolving")
-        restored = superresolve(model, images, mask=None if mask is None else to_paper(mask) > 0, **common)
+        body = None if mask is None else to_paper(mask) > 0
+        restored = superresolve(model, images, mask=body, back_projections=job.get("back_projections", 0), **common)
         (hr, *more), lr = restored.outputs, None
         for i, image in enumerate(more, start=2):  # a multi-contrast model restores every input
             sitk.WriteImage(image, str(partial / more_output_file(i)), useCompression=True)

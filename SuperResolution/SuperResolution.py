@@ -53,6 +53,7 @@ class SuperResolutionParameterNode:
     strideLR: Annotated[int, Minimum(1)] = 4
     batchSize: Annotated[int, Minimum(1)] = 4
     flipAverage: bool = True
+    backProjections: Annotated[int, Minimum(0)] = 0
     outputVolume: vtkMRMLScalarVolumeNode
 
 
@@ -88,6 +89,7 @@ class SuperResolutionWidget(SynthesisWidget):
     def processArguments(self) -> dict[str, Any]:
         arguments = super().processArguments()
         arguments["inputVolume"] = self._inputs()
+        arguments["backProjections"] = self._parameterNode.backProjections
         return arguments
 
 

@@ -32,6 +32,7 @@ from mrsynth.grids import thick_grid  # noqa: E402
 from mrsynth.models import load_model, sha256_of  # noqa: E402
 from mrsynth.networks import MRSR  # noqa: E402
 from mrsynth.simulate import bundled_phantom, simulate  # noqa: E402
+from mrsynth.superres import superresolve  # noqa: E402
 from mrsynth.synthesis import synthesize  # noqa: E402
 from mrsynth.thick_slices import slice_axis_of, to_thin  # noqa: E402
 from mrsynth.volume_io import same_grid, to_paper  # noqa: E402
@@ -298,6 +299,24 @@ def test_a_two_contrast_model_restores_both_inputs(sr_registry, subject):
         np.testing.assert_allclose(to_paper(restored), expected, rtol=1e-4, atol=1e-3 * float(expected.max()))
     with pytest.raises(MRSynthError, match="takes 2 contrasts"):
         logic.process(t1, "tiny-sr-2")
+
+
+def test_back_projection_reaches_the_library_and_is_refused_for_synthesis(sr_registry, scene_and_nodes):
+    scene = slicer.vtkMRMLScene()
+    logic = SuperResolutionLogic(scene)
+    sim = simulate(bundled_phantom()[60:108, 60:108, 70:102], "brainweb", seed=2)
+    thick = volumes.add_volume(scene, sim["TSE_thick"], "TSE_thick")
+    outputs = logic.process(thick, sr_registry, backProjections=2)
+    restored = to_paper(volumes.image_from_node(outputs.volume))
+    expected = superresolve(load_model(sr_registry), [sim["TSE_thick"]], device="cpu", back_projections=2).outputs[0]
+    np.testing.assert_allclose(restored, to_paper(expected), rtol=1e-4, atol=1e-4 * float(restored.max()))
+    plain = to_thin(to_paper(sim["TSE_thick"]), slice_axis_of(sim["TSE_thick"]), 4)  # the untrained model's output
+    assert np.abs(restored - plain).max() > 1e-3 * float(plain.max())  # back-projection changed it
+    synthesis_scene, nodes = scene_and_nodes
+    with pytest.raises(MRSynthError, match="back-projection"):
+        ContrastSynthesisLogic(synthesis_scene).process(
+            [nodes["GE_aOP"], nodes["GE_aIP"]], "gre-to-tse-sim", backProjections=1
+        )
 
 
 # --- registration -----------------------------------------------------------------------------
