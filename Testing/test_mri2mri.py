@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
 
-from mrsynth.checkpoint import ModelInfo, load_checkpoint, save_checkpoint
+from mrsynth.checkpoint import LoadedModel, ModelInfo, load_checkpoint, save_checkpoint
 from mrsynth.errors import MRSynthError
 from mrsynth.feature_encoder import ConvAutoencoder
 from mrsynth.mri2mri import MRI2MRI_DEFAULTS, train_mri2mri
@@ -144,3 +146,43 @@ def test_input_gamma_changes_the_inputs_by_a_power_within_range_and_leaves_targe
     assert all(0.5 - 1e-3 <= g <= 2.0 + 1e-3 for g in gammas) and np.ptp(gammas) > 0.1
     with pytest.raises(MRSynthError, match="input_gamma"):
         SliceSampler([case], (1, 32, 32), np.random.default_rng(0), input_gamma=(0.0, 1.0))
+
+
+class _ReturnsInput(torch.nn.Module):
+    """A stand-in network that returns what it is given, to see the network input synthesize prepares."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def receptive_field(self) -> tuple[int, int, int]:
+        return (1, 1, 1)
+
+
+def test_histogram_standardisation_is_learnt_from_the_training_subjects_and_applied_by_synthesize(tmp_path):
+    from mrsynth.mri2mri import ContrastCase
+    from mrsynth.normalisation import invariant_mask, landmarks
+
+    cases = [_subject(tmp_path, 1), _subject(tmp_path, 2)]
+    model = load_checkpoint(train_mri2mri(_config(cases, histogram_standardisation=True), tmp_path / "run"))
+    stored = model.info.normalisation["landmarks"]
+    found = [ContrastCase(c, ["T1w"], "T2w", 0.3).landmarks() for c in cases]
+    np.testing.assert_allclose(stored["reference"], np.mean(found, axis=0), rtol=1e-6)
+    assert len(stored["quantiles"]) == len(stored["reference"][0])
+    # What the network receives, seen through a stand-in network that returns its input: a scan whose tissue sits
+    # brighter relative to its p99 (a monotonic power < 1 of it) arrives with the training landmarks, whatever
+    # its a * x + b; without the stored landmarks it arrives as it is.
+    image = sitk.ReadImage(cases[0]["T1w"], sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(image)
+    bright = sitk.GetImageFromArray(np.sqrt(np.clip(array, 0, None)).astype(np.float32))
+    bright.CopyInformation(image)
+    seen = LoadedModel(network=_ReturnsInput(), info=model.info, path=None)
+    unseen_info = copy.deepcopy(model.info)
+    del unseen_info.normalisation["landmarks"]
+    unseen = LoadedModel(network=_ReturnsInput(), info=unseen_info, path=None)
+    for x in (image, bright, bright * 3.0 - 7.0):
+        received = to_paper(synthesize(seen, [x], flip_average=False).hr)
+        mask = invariant_mask(to_paper(x))  # the body mask synthesize uses
+        np.testing.assert_allclose(landmarks(received, mask), stored["reference"][0], atol=0.01)
+    as_is = to_paper(synthesize(unseen, [bright], flip_average=False).hr)
+    mask = invariant_mask(to_paper(bright))
+    assert np.abs(np.array(landmarks(as_is, mask)) - stored["reference"][0]).max() > 0.1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mrsynth.errors import MRSynthError
-from mrsynth.normalisation import invariant_mask, normalise_affine
+from mrsynth.normalisation import LANDMARK_QUANTILES, invariant_mask, landmarks, normalise_affine, standardise
 from mrsynth.volume_io import read_volume, to_paper
 
 
@@ -41,3 +41,23 @@ def test_unusable_images_are_refused_by_name():
         invariant_mask(np.ones((4, 8, 8)))
     with pytest.raises(MRSynthError, match="empty"):
         normalise_affine(np.arange(64.0).reshape(4, 4, 4), np.zeros((4, 4, 4), dtype=bool))
+
+
+def test_standardise_moves_the_landmarks_onto_the_reference_and_keeps_background_and_p99(shared_data):
+    raw = to_paper(read_volume(shared_data / "tcga_brats_space/TCGA-FG-6692_t1c.nii.gz")).astype(np.float64)
+    mask = invariant_mask(raw)
+    normalised, _ = normalise_affine(raw, mask)
+    own = landmarks(normalised, mask)
+    reference = list(np.linspace(0.15, 0.8, len(LANDMARK_QUANTILES)))  # a darker brain than this T1c's
+    assert own[LANDMARK_QUANTILES.index(50.0)] > 0.6  # the scan that motivated it: a bright brain median
+    out = standardise(normalised, mask, reference)
+    np.testing.assert_allclose(landmarks(out, mask), reference, atol=2e-3)
+    np.testing.assert_array_equal(out[normalised <= 0], normalised[normalised <= 0])  # background untouched
+    assert np.percentile(out[mask], 99) == pytest.approx(1.0, abs=1e-4)  # the affine scale's p99 stays 1
+    order = np.argsort(normalised[mask])
+    assert np.all(np.diff(out[mask][order]) >= -1e-6)  # monotonic: no intensity order is swapped
+    changed = 3.7 * raw - 120.0  # any a * x + b of the raw scan gives the same standardised image
+    again = standardise(normalise_affine(changed, invariant_mask(changed))[0], mask, reference)
+    assert np.abs(again - out).max() < 1e-4
+    with pytest.raises(MRSynthError, match="reference landmarks"):
+        standardise(normalised, mask, reference[:-1])

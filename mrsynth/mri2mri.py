@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from .checkpoint import ModelInfo
 from .data import RandomSampler
 from .errors import MRSynthError
-from .normalisation import DESCRIPTION, METHOD, invariant_mask, normalise_affine
+from .normalisation import (
+    DESCRIPTION,
+    LANDMARK_QUANTILES,
+    METHOD,
+    invariant_mask,
+    landmarks,
+    normalise_affine,
+    standardise,
+)
 from .ssim_loss import ssim_loss
 from .training import RUN_DEFAULTS, Trainer, train
 from .volume_io import check_same_grid, paper_spacing, read_volume, to_paper
@@ -46,6 +54,9 @@ MRI2MRI_DEFAULTS: dict[str, Any] = {
     # [low, high]: each training crop's input channels get x -> sign(x) |x|^g, log g uniform in [log low, log high]
     # (a stand-in for other scanners' contrast; our addition); null: none
     "input_gamma": None,
+    # true: each input's histogram is mapped onto the training subjects' mean landmarks (normalisation.standardise),
+    # stored in the model and applied by synthesize; our addition, for scanners whose tissue contrast differs
+    "histogram_standardisation": False,
     "batch_size": 8,
     "learning_rate": 2.0e-4,
     "lr_schedule": "constant",
@@ -76,6 +87,14 @@ class ContrastCase:
         self.target = normalise_affine(arrays[target], self.mask)[0][None]
         area = self.mask.sum(axis=(1, 2))
         self.slices = np.flatnonzero(area >= min_body_fraction * area.max())
+
+    def landmarks(self) -> list[list[float]]:
+        """Each input's histogram landmarks (``normalisation.landmarks``)."""
+        return [landmarks(channel, self.mask) for channel in self.inputs]
+
+    def standardise(self, reference: list[list[float]]) -> None:
+        """Map each input's histogram onto ``reference`` (one landmark list per input), in place."""
+        self.inputs = np.stack([standardise(x, self.mask, r) for x, r in zip(self.inputs, reference, strict=True)])
 
 
 class SliceSampler(RandomSampler):
@@ -133,6 +152,12 @@ class Mri2MriTrainer(Trainer):
         self.train_cases = [ContrastCase(e, inputs, target, fraction) for e in data["train"]]
         self.val_cases = [ContrastCase(e, inputs, target, fraction) for e in data["val"]]
         self.voxel_size = [float(v) for v in np.median([c.spacing for c in self.train_cases], axis=0)]
+        self.reference_landmarks = None
+        if config["histogram_standardisation"]:
+            found = np.array([case.landmarks() for case in self.train_cases])  # [case, input, quantile]
+            self.reference_landmarks = found.mean(axis=0).tolist()
+            for case in self.train_cases + self.val_cases:
+                case.standardise(self.reference_landmarks)
         model = config["model"]
         self.arguments = {
             "in_channels": len(inputs),
@@ -191,9 +216,19 @@ class Mri2MriTrainer(Trainer):
             stride=list(self.patch),
             approach="slice-2d",
             slice_factor=1,
-            normalisation={"method": METHOD, "description": DESCRIPTION},
+            normalisation=self._normalisation(),
             training=self.training_record(),
         )
+
+    def _normalisation(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"method": METHOD, "description": DESCRIPTION}
+        if self.reference_landmarks is not None:
+            record["landmarks"] = {"quantiles": list(LANDMARK_QUANTILES), "reference": self.reference_landmarks}
+            record["description"] += (
+                "; then each input's histogram is mapped onto the training subjects' mean landmarks "
+                "(percentiles inside the mask, piecewise linear: normalisation.standardise)"
+            )
+        return record
 
 
 # ``training.train`` with this task's defaults and trainer.

@@ -30,7 +30,7 @@ from .inference import MODES, PRECISIONS, PRESETS, InferenceOptions, InferenceRe
 from .input_levels import input_levels, level_warning
 from .masks import body_mask, normalise_p99
 from .normalisation import METHOD as AFFINE_METHOD
-from .normalisation import invariant_mask, normalise_affine
+from .normalisation import invariant_mask, normalise_affine, standardise
 from .paramnet import BoundParamNet
 from .tiling import DEFAULT_MEMORY_GB, check_stride
 from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
@@ -195,6 +195,12 @@ def synthesize(
     elif affine:  # MRI2MRI models: offset and scale removed, so raw, rescaled and z-scored inputs agree
         normalised, fits = zip(*(normalise_affine(array, mask_array) for array in arrays), strict=True)
         scales = tuple(scale for _, scale in fits)
+        histogram = info.normalisation.get("landmarks")
+        if histogram:  # the training subjects' histogram landmarks, one list per input
+            normalised = tuple(
+                standardise(x, mask_array, reference)
+                for x, reference in zip(normalised, histogram["reference"], strict=True)
+            )
     elif input_scales is not None:
         scales = tuple(float(s) for s in input_scales)
         normalised = tuple(array / scale for array, scale in zip(arrays, scales, strict=True))
