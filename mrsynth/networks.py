@@ -147,11 +147,11 @@ class MRSR(nn.Module):
 
     ``ratio_residual`` (our addition, for echoes of one acquisition such as DESS S1/S2) adds to each
     later output the first output's residual times that echo's interpolated ratio to the first
-    (``x_i / x_0``), on top of its own residual. A later echo's own residual then starts at zero
-    wherever the interpolated ratio is already right, so errors of the first echo's residual no
-    longer move the ratio that carries T2: with zero own residuals, ``out_i / out_0 = x_i / x_0``
-    exactly. The ratio is taken where the first echo exceeds ``RATIO_FLOOR`` (0 elsewhere) and
-    clipped to ``[0, RATIO_MAX]``, in the inputs' normalised units (each divided by its 99th percentile).
+    (``x_i / x_0``), on top of its own residual. A later echo's own residual is then needed only
+    where the interpolated ratio must change, and errors of the first echo's residual no longer
+    move the ratio that carries T2: with zero own residuals, ``out_i / out_0 = x_i / x_0`` exactly.
+    The ratio is taken where the first echo exceeds ``RATIO_FLOOR`` (0 elsewhere) and clipped to
+    ``[0, RATIO_MAX]``, in the inputs' normalised units (each divided by its 99th percentile).
     """
 
     RATIO_FLOOR = 0.05
