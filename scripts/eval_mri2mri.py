@@ -10,11 +10,17 @@ in 128 quantile bins of the input, linearly interpolated between bin centres (tw
 quantile bins, looked up). It is an oracle: it has seen the truth.
 
     PYTHONPATH=. python scripts/eval_mri2mri.py --model t1-to-t2 --model t1c-to-flair --json report.json
+
+``--levels`` prints each subject's input medians (``normalisation.landmarks``' 50th percentile);
+``--standardise`` gives a model that stores no histogram landmarks the training subjects' mean, so
+that it runs with test-time histogram standardisation only; ``--flip-average`` adds the mirrored
+pass that ``mrsynth synthesize`` makes by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -25,7 +31,7 @@ import yaml
 
 from mrsynth.metrics import mae, psnr, ssim
 from mrsynth.models import load_model
-from mrsynth.normalisation import invariant_mask, normalise_affine
+from mrsynth.normalisation import LANDMARK_QUANTILES, invariant_mask, landmarks, normalise_affine
 from mrsynth.synthesis import synthesize
 from mrsynth.volume_io import read_volume, to_paper
 
@@ -74,8 +80,31 @@ def scores(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[
     }
 
 
-def evaluate(name: str, case: dict[str, str], chosen: list[str]) -> list[dict]:
+def case_landmarks(case: dict[str, str], contrast: str) -> list[float]:
+    """``normalisation.landmarks`` of one subject's contrast, normalised as synthesize normalises it."""
+    array = to_paper(read_volume(ROOT / case[contrast], contrast))
+    mask = invariant_mask(array)
+    return landmarks(normalise_affine(array, mask)[0], mask)
+
+
+def evaluate(
+    name: str,
+    case: dict[str, str],
+    chosen: list[str],
+    flip_average: bool = False,
+    standardise_onto: list[dict[str, str]] | None = None,
+) -> list[dict]:
+    """``standardise_onto``: training cases whose mean landmarks a model without its own is given."""
     model = load_model(name)
+    standardised = bool(standardise_onto) and "landmarks" not in model.info.normalisation
+    if standardised:
+        info = copy.deepcopy(model.info)
+        reference = [
+            [float(v) for v in np.mean([case_landmarks(c, contrast) for c in standardise_onto], axis=0)]
+            for contrast in info.inputs
+        ]
+        info.normalisation["landmarks"] = {"quantiles": list(LANDMARK_QUANTILES), "reference": reference}
+        model = type(model)(network=model.network, info=info, path=model.path)
     info = model.info
     images = [read_volume(ROOT / case[c], c) for c in info.inputs]
     arrays = [to_paper(image) for image in images]
@@ -88,7 +117,7 @@ def evaluate(name: str, case: dict[str, str], chosen: list[str]) -> list[dict]:
     rows, reference = [], None
     for variant in chosen:
         start = time.perf_counter()
-        result = synthesize(model, [v[variant] for v in per_input], device="cpu", flip_average=False)
+        result = synthesize(model, [v[variant] for v in per_input], device="cpu", flip_average=flip_average)
         seconds = time.perf_counter() - start
         prediction = to_paper(result.hr)
         if reference is None:  # the first variant run: the others are compared with it
@@ -99,6 +128,8 @@ def evaluate(name: str, case: dict[str, str], chosen: list[str]) -> list[dict]:
             "output": info.output,
             "subject": case["name"],
             "variant": variant,
+            "flip_average": flip_average,
+            "standardised_at_test": standardised,
             **scores(prediction, truth, mask),
             "oracle_map": baseline,
             "max_abs_diff_vs_first": float(np.abs(prediction - reference).max()),
@@ -131,9 +162,22 @@ def main() -> None:
     parser.add_argument("--cases", default=str(ROOT / "configs" / "mri2mri-cases.yaml"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="input forms to run")
     parser.add_argument("--json", help="write the rows here")
+    parser.add_argument("--flip-average", action="store_true", help="also run the mirrored pass and average")
+    parser.add_argument(
+        "--standardise", action="store_true", help="give models without landmarks the training subjects' mean"
+    )
+    parser.add_argument("--levels", action="store_true", help="print every subject's input medians first")
     args = parser.parse_args()
-    case = yaml.safe_load(Path(args.cases).read_text(encoding="utf-8"))["test"][0]
-    rows = [row for name in args.model for row in evaluate(name, case, args.variants)]
+    cases = yaml.safe_load(Path(args.cases).read_text(encoding="utf-8"))
+    case = cases["test"][0]
+    if args.levels:
+        for name in args.model:
+            for contrast in load_model(name).info.inputs:
+                for c in cases["train"] + cases["test"]:
+                    median = case_landmarks(c, contrast)[LANDMARK_QUANTILES.index(50.0)]
+                    print(f"{c['name']} {contrast}: median {median:.3f} of the brain's 99th percentile")
+    onto = cases["train"] if args.standardise else None
+    rows = [row for name in args.model for row in evaluate(name, case, args.variants, args.flip_average, onto)]
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print(markdown(rows))
