@@ -67,6 +67,12 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @property
+    def in_channels(self) -> int:
+        """The network's input channels (an ensemble's are its members')."""
+        arguments = self.arguments["members"][0]["arguments"] if "members" in self.arguments else self.arguments
+        return int(arguments.get("in_channels", 1))
+
 
 @dataclass
 class LoadedModel:

@@ -14,6 +14,7 @@ from .errors import MRSynthError
 
 def _parser() -> argparse.ArgumentParser:
     from .demo import add_demo_parser
+    from .ensemble import add_ensemble_parser
     from .evaluation import add_evaluate_parser
     from .grid_search import add_grid_search_parser
     from .kernel_training import add_train_kernel_parser
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         add_synthesize_parser,
         add_superres_parser,
         add_transfer_parser,
+        add_ensemble_parser,
         add_evaluate_parser,
         add_register_parser,
         add_transform_parser,

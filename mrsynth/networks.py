@@ -210,7 +210,28 @@ class MRSR(nn.Module):
         return (size, size, size)
 
 
-ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet}
+class Ensemble(nn.Module):
+    """The mean output of several networks of the same task (built from their stored descriptions).
+
+    Members trained alike from different random seeds err differently; their mean keeps what they
+    agree on. Our addition (``mrsynth ensemble``), not from the papers.
+    """
+
+    def __init__(self, members: list[dict]):
+        super().__init__()
+        if len(members) < 2:
+            raise MRSynthError(f"an ensemble needs two or more members, not {len(members)}")
+        self.members = nn.ModuleList(build_network(m["architecture"], m["arguments"]) for m in members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+    def receptive_field(self) -> Triple:
+        fields = [member.receptive_field() for member in self.members]
+        return tuple(max(axis) for axis in zip(*fields, strict=True))  # type: ignore[return-value]
+
+
+ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet, "Ensemble": Ensemble}
 ARCHITECTURES["PointwiseNet"] = PointwiseNet
 ARCHITECTURES["SliceUNet"] = SliceUNet
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder

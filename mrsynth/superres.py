@@ -98,7 +98,7 @@ def superresolve(
     if not images:
         raise MRSynthError("no input volume: give one or more thick-slice volumes")
     check_same_grid({f"input {i + 1}": image for i, image in enumerate(images)})
-    channels = int(model.info.arguments.get("in_channels", 1))
+    channels = model.info.in_channels
     if channels not in (1, len(images)):
         raise MRSynthError(
             f"model {model.info.name} takes {channels} contrasts at once ({', '.join(model.info.inputs)}) but "
@@ -141,7 +141,7 @@ def superresolve_arrays(
     """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units."""
     if back_projections < 0:
         raise MRSynthError(f"back-projection passes {back_projections} is negative: give 0 (none) or more")
-    channels = int(model.info.arguments.get("in_channels", 1))
+    channels = model.info.in_channels
     factor = int(model.info.slice_factor)
     body = body_mask(arrays[0]) if mask is None else np.asarray(mask, dtype=bool)
     scaled = [normalise_p99(a, body) for a in arrays]
