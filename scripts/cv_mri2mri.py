@@ -9,6 +9,9 @@ then be trained on every training subject and scored once on it.
     PYTHONPATH=. python scripts/cv_mri2mri.py --config configs/mri2mri-t1c-to-flair.yaml \
         --recipe 'l1:loss.feature_network=null' --recipe 'l1+ssim:loss.feature_network=null,loss.ssim_weight=1' \
         --run-root runs/cv_t1c --json docs/mri2mri_cv.json
+
+``--ensemble 'NAME:RECIPE,RECIPE'`` scores, per fold, the mean of recipes' fold models
+(``mrsynth.ensemble``), e.g. one recipe trained with two seeds; each member must also be a ``--recipe``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_mri2mri import evaluate  # noqa: E402
 
+from mrsynth.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from mrsynth.ensemble import combine  # noqa: E402
 from mrsynth.mri2mri import MRI2MRI_DEFAULTS, train_mri2mri  # noqa: E402
 from mrsynth.train_command import parse_overrides  # noqa: E402
 from mrsynth.training import load_config  # noqa: E402
@@ -42,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the model's training config (its data.train is replaced)")
     parser.add_argument("--recipe", action="append", required=True, help="NAME:key=value,... (repeat)")
+    parser.add_argument("--ensemble", action="append", default=[], help="NAME:RECIPE,RECIPE,... (repeat)")
     parser.add_argument("--cases", default=str(ROOT / "configs" / "mri2mri-cases.yaml"))
     parser.add_argument("--run-root", required=True, help="one run folder per recipe and fold is made here")
     parser.add_argument("--json", help="write the rows here")
@@ -60,6 +66,17 @@ def main() -> None:
                 train_mri2mri(config, run_dir)
             row = evaluate(str(model), held, ["raw"])[0]
             rows.append({"recipe": name, "overrides": overrides, **row})
+    recipes = dict(map(parse_recipe, args.recipe))
+    for text in args.ensemble:
+        name, _, members = text.partition(":")
+        for held in training:
+            run_dir = root / f"{name}-{held['name']}"
+            run_dir.mkdir(exist_ok=True)
+            fold_models = [load_checkpoint(root / f"{m}-{held['name']}" / "model.pt") for m in members.split(",")]
+            model = combine(fold_models)
+            save_checkpoint(run_dir / "model.pt", model.network, model.info)
+            row = evaluate(str(run_dir / "model.pt"), held, ["raw"])[0]
+            rows.append({"recipe": name, "overrides": {m: recipes.get(m) for m in members.split(",")}, **row})
     print(
         "| recipe | held-out training subject | SSIM model | SSIM oracle map | PSNR model (dB) | PSNR oracle map (dB) |"
     )
