@@ -90,3 +90,18 @@ def test_an_ensemble_of_two_echo_super_resolution_models_takes_both_echoes(tmp_p
         )  # fmt: skip
         members.append(load_checkpoint(save_checkpoint(tmp_path / f"{seed}.pt", MRSR(**arguments), info)))
     assert combine(members).info.in_channels == 2 and members[0].info.in_channels == 2
+
+
+def test_a_member_comes_back_out_whole(tmp_path, capsys):
+    paths = [_member(tmp_path / f"m{s}.pt", s) for s in (0, 1)]
+    out = tmp_path / "e.pt"
+    assert main(["ensemble", *map(str, paths), "--output", str(out)]) == 0
+    assert main(["ensemble", str(out), "--member", "1", "--output", str(tmp_path / "one.pt")]) == 0
+    original, extracted = load_checkpoint(paths[1]), load_checkpoint(tmp_path / "one.pt")
+    assert extracted.info.architecture == "SliceUNet" and extracted.info.training == {"seed": 1}
+    for key, value in original.network.state_dict().items():
+        torch.testing.assert_close(extracted.network.state_dict()[key], value)
+    assert main(["ensemble", str(out), "--member", "2", "--output", str(tmp_path / "x.pt")]) == 2
+    assert "give --member 0 to 1" in capsys.readouterr().err
+    assert main(["ensemble", str(paths[0]), "--member", "0", "--output", str(tmp_path / "y.pt")]) == 2
+    assert "not an ensemble" in capsys.readouterr().err

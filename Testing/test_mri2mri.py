@@ -186,3 +186,14 @@ def test_histogram_standardisation_is_learnt_from_the_training_subjects_and_appl
     as_is = to_paper(synthesize(unseen, [bright], flip_average=False).hr)
     mask = invariant_mask(to_paper(bright))
     assert np.abs(np.array(landmarks(as_is, mask)) - stored["reference"][0]).max() > 0.1
+
+
+def test_fine_tuning_an_ensemble_asks_for_its_members(tmp_path):
+    from mrsynth.ensemble import combine
+
+    cases = [_subject(tmp_path, 6)]
+    model = train_mri2mri(_config(cases), tmp_path / "one")
+    pair = combine([load_checkpoint(model), load_checkpoint(model)])
+    ensemble = save_checkpoint(tmp_path / "pair.pt", pair.network, pair.info)
+    with pytest.raises(MRSynthError, match="--member K"):
+        train_mri2mri(_config(cases, init_weights=str(ensemble)), tmp_path / "two")

@@ -55,14 +55,33 @@ def combine(models: list[LoadedModel], name: str | None = None) -> LoadedModel:
     return LoadedModel(network=network, info=info, path=None)
 
 
+def member(model: LoadedModel, index: int) -> LoadedModel:
+    """Member ``index`` (from 0) of an ensemble as a model of its own, e.g. to fine-tune each member."""
+    if model.info.architecture != "Ensemble":
+        raise MRSynthError(
+            f"model {model.info.name} is a {model.info.architecture}, not an ensemble: it has no members"
+        )
+    count = len(model.network.members)
+    if not 0 <= index < count:
+        raise MRSynthError(f"model {model.info.name} has {count} members: give --member 0 to {count - 1}, not {index}")
+    described = model.info.arguments["members"][index]
+    network = copy.deepcopy(model.network.members[index]).eval()
+    info = copy.deepcopy(model.info)
+    info.architecture, info.arguments = described["architecture"], described["arguments"]
+    info.training = model.info.training["members"][index]["training"]
+    return LoadedModel(network=network, info=info, path=None)
+
+
 def add_ensemble_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "ensemble",
         help="combine models trained alike (e.g. other seeds) into one that returns their mean",
         description="Write one checkpoint whose output is the mean of the given models' outputs. The models must "
-        "be used the same way (task, inputs, output, grid, normalisation); it runs like any model.",
+        "be used the same way (task, inputs, output, grid, normalisation); it runs like any model. With --member, "
+        "write one member of an ensemble instead (to fine-tune each member with mrsynth train --set init_weights=...).",
     )
-    parser.add_argument("models", nargs="+", help="two or more models (names or checkpoint files)")
+    parser.add_argument("models", nargs="+", help="two or more models (names or checkpoint files), or one ensemble")
+    parser.add_argument("--member", type=int, help="write this member (from 0) of the one ensemble given")
     parser.add_argument("--output", required=True, help="checkpoint file to write")
     parser.add_argument("--name", help="the ensemble's name (default: the first model's)")
     parser.add_argument("--version", help="the ensemble's version (default: the first model's)")
@@ -77,9 +96,18 @@ def run_ensemble(args: argparse.Namespace) -> int:
     output = check_output_path(args.output)
     if Path(output).suffix != ".pt":
         raise MRSynthError(f"output {output} should end in .pt (a checkpoint)")
-    combined = combine([load_model(m) for m in args.models], args.name)
+    if args.member is not None:
+        if len(args.models) != 1:
+            raise MRSynthError(f"--member takes one ensemble, not {len(args.models)} models")
+        written = member(load_model(args.models[0]), args.member)
+        what = f"member {args.member} of {args.models[0]}"
+    else:
+        written = combine([load_model(m) for m in args.models], args.name)
+        what = f"the mean of {len(args.models)} models"
+    if args.name:
+        written.info.name = args.name
     if args.version:
-        combined.info.version = args.version
-    save_checkpoint(output, combined.network, combined.info)
-    print(f"wrote {output}: {combined.info.name}, the mean of {len(args.models)} models")
+        written.info.version = args.version
+    save_checkpoint(output, written.network, written.info)
+    print(f"wrote {output}: {written.info.name}, {what}")
     return 0

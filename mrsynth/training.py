@@ -34,7 +34,7 @@ from .inference import resolve_device
 from .input_levels import p99_levels
 from .losses import mind_loss
 from .lowlow import ThickPatchSampler, thick_case
-from .networks import build_network, network_arguments
+from .networks import Ensemble, build_network, network_arguments
 
 # Settings of the run itself, the same in every task's defaults.
 RUN_DEFAULTS: dict[str, Any] = {
@@ -221,7 +221,13 @@ class Trainer:
 
     def _init_weights(self, path: Path) -> None:
         """Start from another model's weights (fine-tuning a bundled model on a site's own data, say)."""
-        state = read_checkpoint(path)["state_dict"]
+        payload = read_checkpoint(path)
+        state = payload["state_dict"]
+        if payload["info"].get("architecture") == "Ensemble" and not isinstance(self.network, Ensemble):
+            raise MRSynthError(
+                f"init_weights {path} is the mean of several models (an ensemble): write each member with "
+                f"'mrsynth ensemble {path} --member K --output MEMBER.pt', fine-tune each, and combine them again"
+            )
         try:
             if getattr(self.network, "pointwise", None) is not None and set(state) < set(self.network.state_dict()):
                 self._init_part(state)
