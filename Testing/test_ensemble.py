@@ -75,6 +75,8 @@ def test_ensemble_command_writes_a_loadable_model(tmp_path, capsys):
     assert (loaded.info.name, loaded.info.version, len(loaded.network.members)) == ("t1c-avg", "4", 2)
     assert main(["ensemble", paths[0], "--output", str(tmp_path / "one.pt")]) == 2
     assert "two or more" in capsys.readouterr().err
+    assert main(["ensemble", *paths, "--output", str(tmp_path / "e.nii.gz")]) == 2
+    assert "should end in .pt" in capsys.readouterr().err and not (tmp_path / "e.nii.gz").exists()
 
 
 def test_an_ensemble_of_two_echo_super_resolution_models_takes_both_echoes(tmp_path):

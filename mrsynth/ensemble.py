@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 from typing import Any
 
 from .checkpoint import LoadedModel, save_checkpoint
@@ -90,12 +89,10 @@ def add_ensemble_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
-    from .files import check_output_path
+    from .files import check_checkpoint_path
     from .models import load_model
 
-    output = check_output_path(args.output)
-    if Path(output).suffix != ".pt":
-        raise MRSynthError(f"output {output} should end in .pt (a checkpoint)")
+    output = check_checkpoint_path(args.output)
     if args.member is not None:
         if len(args.models) != 1:
             raise MRSynthError(f"--member takes one ensemble, not {len(args.models)} models")

@@ -33,6 +33,14 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def check_checkpoint_path(path: str | Path) -> Path:
+    """``check_output_path`` for a checkpoint, which must end in .pt."""
+    path = check_output_path(path)
+    if path.suffix != ".pt":
+        raise MRSynthError(f"output {path} should end in .pt (a checkpoint)")
+    return path
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

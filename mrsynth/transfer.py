@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 from typing import Any
 
 from .checkpoint import LoadedModel, save_checkpoint
@@ -92,12 +91,10 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from .files import check_output_path
+    from .files import check_checkpoint_path
     from .models import load_model
 
-    output = check_output_path(args.output)
-    if Path(output).suffix != ".pt":
-        raise MRSynthError(f"output {output} should end in .pt (a checkpoint)")
+    output = check_checkpoint_path(args.output)
     converted = expand_contrasts(load_model(args.model), list(args.contrasts), args.name, args.ratio_residual)
     save_checkpoint(output, converted.network, converted.info)
     print(f"wrote {output}: {converted.info.name}, {len(args.contrasts)} contrasts in and out")
