@@ -4,7 +4,8 @@ An ensemble is one more architecture (``networks.Ensemble``), so it is stored, r
 and run like any model: ``synthesize`` and the Slicer modules need nothing new. Only models that
 are used the same way can be combined: the same task, inputs, output, grid, patch, stride and
 normalisation (histogram landmarks included), so that one preprocessing serves every member.
-Conditioned models (``info.parameters``) run through a bound wrapper and are refused.
+Conditioned models (``info.parameters``) run through a bound wrapper and are refused. Kernels fitted
+to one member (``trained_lr_kernels``) are dropped: fit them again on the ensemble (``mrsynth train-kernel``).
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def add_ensemble_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("models", nargs="+", help="two or more models (names or checkpoint files), or one ensemble")
     parser.add_argument("--member", type=int, help="write this member (from 0) of the one ensemble given")
     parser.add_argument("--output", required=True, help="checkpoint file to write")
-    parser.add_argument("--name", help="the ensemble's name (default: the first model's)")
-    parser.add_argument("--version", help="the ensemble's version (default: the first model's)")
+    parser.add_argument("--name", help="the written model's name (default: the first model's)")
+    parser.add_argument("--version", help="the written model's version (default: the first model's)")
     parser.set_defaults(func=run_ensemble)
     return parser
 
@@ -99,7 +100,7 @@ def run_ensemble(args: argparse.Namespace) -> int:
         written = member(load_model(args.models[0]), args.member)
         what = f"member {args.member} of {args.models[0]}"
     else:
-        written = combine([load_model(m) for m in args.models], args.name)
+        written = combine([load_model(m) for m in args.models])
         what = f"the mean of {len(args.models)} models"
     if args.name:
         written.info.name = args.name
