@@ -52,11 +52,16 @@ def main() -> None:
     parser.add_argument("--run-root", required=True, help="one run folder per recipe and fold is made here")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args()
+    recipes = dict(map(parse_recipe, args.recipe))
+    for text in args.ensemble:
+        unknown = [m for m in text.partition(":")[2].split(",") if m not in recipes]
+        if unknown:
+            parser.error(f"--ensemble {text}: {', '.join(unknown)} not given as --recipe (every member must be one)")
     training = yaml.safe_load(Path(args.cases).read_text(encoding="utf-8"))["train"]
     root = Path(args.run_root)
     root.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, overrides in map(parse_recipe, args.recipe):
+    for name, overrides in recipes.items():
         for held in training:
             run_dir = root / f"{name}-{held['name']}"
             model = run_dir / "model.pt"
@@ -66,7 +71,6 @@ def main() -> None:
                 train_mri2mri(config, run_dir)
             row = evaluate(str(model), held, ["raw"])[0]
             rows.append({"recipe": name, "overrides": overrides, **row})
-    recipes = dict(map(parse_recipe, args.recipe))
     for text in args.ensemble:
         name, _, members = text.partition(":")
         for held in training:
@@ -76,7 +80,7 @@ def main() -> None:
             model = combine(fold_models)
             save_checkpoint(run_dir / "model.pt", model.network, model.info)
             row = evaluate(str(run_dir / "model.pt"), held, ["raw"])[0]
-            rows.append({"recipe": name, "overrides": {m: recipes.get(m) for m in members.split(",")}, **row})
+            rows.append({"recipe": name, "overrides": {m: recipes[m] for m in members.split(",")}, **row})
     print(
         "| recipe | held-out training subject | SSIM model | SSIM oracle map | PSNR model (dB) | PSNR oracle map (dB) |"
     )
