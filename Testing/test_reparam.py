@@ -83,6 +83,25 @@ def test_the_output_changes_with_tr_and_te_and_keeps_the_volume_shape():
     assert torch.allclose(short, again, atol=1e-6)  # slices are independent of how they are chunked
 
 
+def test_input_skip_starts_as_the_plain_network_and_adds_the_input_times_its_gain():
+    torch.manual_seed(0)
+    plain = ParamNet(conditions=2, width=4, levels=2).eval()
+    skipped = ParamNet(conditions=2, width=4, levels=2, input_skip=True).eval()
+    missing = skipped.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("skip.") for key in missing)
+    x, conditions = torch.rand(2, 1, 16, 16), torch.tensor([[0.2, 0.3], [0.8, 0.9]])
+    with torch.no_grad():
+        assert torch.equal(skipped(x, conditions), plain(x, conditions))  # the gain starts at zero
+        skipped.skip[-1].bias.fill_(0.5)
+        assert torch.allclose(skipped(x, conditions), plain(x, conditions) + 0.5 * x, atol=1e-6)
+        skipped.skip[-1].weight.normal_()  # a gain that depends on the conditions: one per image
+        gain = skipped.skip(conditions)[:, :, None, None]
+        assert not torch.allclose(gain[0], gain[1])
+        assert torch.allclose(skipped(x, conditions), plain(x, conditions) + gain * x, atol=1e-6)
+    with pytest.raises(MRSynthError, match="needs as many input as output channels, not 2 and 1"):
+        ParamNet(in_channels=2, conditions=2, input_skip=True)
+
+
 def test_spin_echo_signal_of_csf_and_of_fat():
     names = tissue_names(SPEC)
     csf, fat = SPEC["tissues"]["csf"], SPEC["fat_component"]
@@ -322,6 +341,31 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
     values = {"input_TR": 4500, "input_TE": 50, "TR": 2000, "TE": 80}
     result = synthesize(model, [_head_image()], parameters=values, device="cpu")
     assert result.hr.GetSize() == (20, 24, 4)
+
+
+def test_a_run_with_input_skip_starts_from_a_plain_param_net(shared_data, tmp_path):
+    from mrsynth.checkpoint import load_checkpoint
+    from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
+    from mrsynth.training import load_config
+
+    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
+    base = {"variant": "param", "data": {"train": [labels], "val": [], "slices": 4}, "crop": 32, "batch_size": 4,
+            "draws": 2, "iterations": 1, "threads": 1, "loss": "relative_mse"}  # fmt: skip
+    plain = base | {"model": {"width": 4, "levels": 2}}
+    source = train_reparam(load_config(None, plain, REPARAM_DEFAULTS), tmp_path / "a")
+    overrides = base | {"model": {"width": 4, "levels": 2, "input_skip": True}, "init_weights": str(source),
+                        "learning_rate": 0.0}  # fmt: skip
+    model = load_checkpoint(train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "b"))
+    assert model.info.arguments["input_skip"] is True
+    before = load_checkpoint(source).network.state_dict()
+    after = model.network.state_dict()
+    assert set(after) - set(before) == {"skip.0.weight", "skip.0.bias", "skip.2.weight", "skip.2.bias"}
+    convolutions = [k for k in before if k.endswith("weight") and after[k].dim() == 4]
+    assert convolutions and all(torch.equal(before[k], after[k]) for k in convolutions)  # rate 0: unchanged
+    assert not after["skip.2.weight"].any() and not after["skip.2.bias"].any()
+    maps = base | {"model": {"architecture": "MapParamNet", "width": 4, "levels": 2, "input_skip": True}}
+    with pytest.raises(MRSynthError, match="input_skip is an option of ParamNet"):
+        train_reparam(load_config(None, maps, REPARAM_DEFAULTS), tmp_path / "c")
 
 
 def test_draw_groups_follow_the_conditioning_values_of_each_draw():

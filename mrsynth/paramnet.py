@@ -15,6 +15,12 @@ training runs on crops and inference on whole slices, and instance statistics di
 two while batch statistics in evaluation mode do not; the output is linear instead of tanh,
 because the target is in units of its 99th percentile inside the head and exceeds 1 at its brightest.
 
+Our addition, off by default: ``input_skip`` adds the input itself to the output, times a gain that a
+small perceptron computes from the conditioning values (zero at the start, so a network given the
+skip starts as the network it came from). Next to the input's own setting the target is nearly the
+input rescaled, which the plain network must rebuild through its whole encoder and decoder, noise and
+all; with the skip it learns the gain instead, and elsewhere the gain can fall to zero.
+
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.
 """
@@ -66,11 +72,17 @@ class ParamNet(nn.Module):
         width: int = 16,
         levels: int = 4,
         max_width: int = 64,
+        input_skip: bool = False,
     ):
         super().__init__()
         if levels < 1 or width < 1 or conditions < 1:
             raise MRSynthError(
                 f"ParamNet needs levels, width and conditions of at least 1, not {levels}, {width}, {conditions}"
+            )
+        if input_skip and in_channels != out_channels:
+            raise MRSynthError(
+                f"input_skip adds the input to the output: it needs as many input as output channels, not "
+                f"{in_channels} and {out_channels}"
             )
         widths = [min(max_width, width * 2**level) for level in range(levels)]
         self.levels, self.conditions = levels, conditions
@@ -95,6 +107,11 @@ class ParamNet(nn.Module):
             nn.LeakyReLU(_SLOPE, inplace=True),
             nn.Conv2d(channels, out_channels, 3, padding=1),
         )
+        self.skip = None
+        if input_skip:  # the input's gain per output channel, a function of the conditions; zero at the start
+            self.skip = nn.Sequential(nn.Linear(conditions, 16), nn.LeakyReLU(_SLOPE), nn.Linear(16, out_channels))
+            nn.init.zeros_(self.skip[-1].weight)
+            nn.init.zeros_(self.skip[-1].bias)
 
     @property
     def size_multiple(self) -> int:
@@ -128,7 +145,10 @@ class ParamNet(nn.Module):
         y = features.pop()
         for block in self.blocks:
             y = block(y, features.pop(), conditions)
-        return self.head(y)
+        out = self.head(y)
+        if self.skip is not None:
+            out = out + self.skip(conditions.to(out.dtype))[:, :, None, None] * x
+        return out
 
 
 class BoundParamNet(nn.Module):

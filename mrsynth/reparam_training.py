@@ -50,7 +50,8 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "version": "1",
     "variant": "default",  # default (Default-to-Param) or param (Param-to-Param)
     "data": {"train": [], "val": [], "atlas": "synthseg", "slices": 24},
-    "model": {"architecture": "ParamNet", "width": 8, "levels": 4, "max_width": 64},
+    # input_skip: the input added to the output with a learnt gain (our addition, paramnet.ParamNet)
+    "model": {"architecture": "ParamNet", "width": 8, "levels": 4, "max_width": 64, "input_skip": False},
     "crop": 64,
     "draws": 4,
     "loss": "mse",  # mse (the paper) or relative_mse
@@ -134,7 +135,11 @@ class ReparamTrainer(Trainer):
             "levels": int(model["levels"]),
             "max_width": int(model["max_width"]),
         }
+        if model.get("input_skip"):  # stored only when set, so that older checkpoints' arguments stay as they were
+            self.arguments["input_skip"] = True
         self.maps = model["architecture"] == MAPS_ARCHITECTURE
+        if self.maps and model.get("input_skip"):
+            raise MRSynthError("input_skip is an option of ParamNet: MapParamNet renders its output from tissue maps")
         if self.maps:
             if config["variant"] != "param" or config["loss"] != "relative_mse":
                 raise MRSynthError(

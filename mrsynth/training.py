@@ -231,6 +231,8 @@ class Trainer:
         try:
             if getattr(self.network, "pointwise", None) is not None and set(state) < set(self.network.state_dict()):
                 self._init_part(state)
+            elif getattr(self.network, "skip", None) is not None and _skip_missing(self.network, state):
+                self.network.load_state_dict(state, strict=False)  # the gain stays at its zero start
             else:
                 self.network.load_state_dict(state)
         except RuntimeError as err:
@@ -455,6 +457,12 @@ class _CsvLog:
 
     def close(self) -> None:
         self.handle.close()
+
+
+def _skip_missing(network: torch.nn.Module, state: dict) -> bool:
+    """Whether ``state`` holds every weight of ``network`` but its input-skip gain (a ParamNet without one)."""
+    missing = set(network.state_dict()) - set(state)
+    return bool(missing) and all(key.startswith("skip.") for key in missing)
 
 
 def export_model(checkpoint: str | Path, out: str | Path) -> Path:
