@@ -20,6 +20,7 @@ import argparse
 import glob
 import json
 import time
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from mrsynth.volume_io import read_labels, read_volume, to_paper
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WINDOW = (7, 7, 7)
 REGIONS = ["csf", "gm", "wm"]
+INTERPOLATIONS = ("TCI", "FI")
 
 
 def crop_box(mask: np.ndarray, margin: int = 4) -> tuple[slice, ...]:
@@ -193,8 +195,11 @@ def dess_table(
 
     A model with two inputs (``mrsynth transfer``, fine-tuned on DESS) restores both echoes together;
     a single-contrast one restores each echo alone. Region means are taken twice: over each method's
-    own valid T2 voxels (``rows``), and over the voxels where the truth and every method give a T2
-    (``rows_common``), so that no method's mean gains or loses voxels the others left out. Each echo's
+    own valid T2 voxels (``rows``), over the voxels where the truth and every method give a T2
+    (``rows_common``), so that no method's mean gains or loses voxels the others left out, and, for
+    each super-resolved method against each interpolation, over the voxels where the truth and those
+    two give a T2 (``rows_pairwise``), so that a third method's failures do not choose the voxels of
+    a comparison between two. Each echo's
     pSNR inside the head is kept too, and the first subject's T2 maps are drawn (first axis). The paper's
     DESS was thick along one axis; more ``axes`` (paper order: 0 SI, 1 AP, 2 LR) give more rows.
     ``back_projections`` > 0 adds each model's echoes after that many passes of
@@ -202,6 +207,7 @@ def dess_table(
     """
     spec = load_spec()
     rows, common, quality = [], [], []
+    pairwise: dict[str, list[dict]] = {}
     figure = None
     for path, atlas in labels:
         array = to_paper(read_labels(path)).astype(np.int64)
@@ -235,6 +241,12 @@ def dess_table(
             for region in REGIONS:
                 rows.append({**where, "region": region, **{m: means[m][region] for m in means}})
                 common.append({**where, "region": region, **{m: shared_means[m][region] for m in means}})
+            for method, baseline in product([m for m in echoes if m not in INTERPOLATIONS], INTERPOLATIONS):
+                both = core & np.isfinite(t2["GT"]) & np.isfinite(t2[method]) & np.isfinite(t2[baseline])
+                pair = {m: region_t2(t2[m], dess["tissues"], spec, REGIONS, both) for m in ("GT", method, baseline)}
+                pairwise.setdefault(f"{method} vs {baseline}", []).extend(
+                    {**where, "region": region, **{m: pair[m][region] for m in pair}} for region in REGIONS
+                )
             quality.append({**where, **{m: {e: psnr(v, dess[e], head) for e, v in zip(("S1", "S2"), pair)}
                                         for m, pair in echoes.items()}})  # fmt: skip
             print(path, AXIS_NAMES[axis], {m: {r: round(v, 1) for r, v in means[m].items()} for m in means},
@@ -242,9 +254,11 @@ def dess_table(
             if figure is None:
                 title = f"{subject}: DESS T2, echoes thick x{factor} along {AXIS_NAMES[axis]}"
                 figure = dess_figure(t2, out / "dess_t2.png", title)
-    methods = (*models, *(f"{m}+BP" for m in models if back_projections), "TCI", "FI")
+    methods = (*models, *(f"{m}+BP" for m in models if back_projections), *INTERPOLATIONS)
+    summary_pairwise = {name: agreement(pair, tuple(name.split(" vs "))) for name, pair in pairwise.items()}
     return {"rows": rows, "summary": agreement(rows, methods), "rows_common": common,
-            "summary_common": agreement(common, methods), "echo_psnr": quality, "figure": figure,
+            "summary_common": agreement(common, methods), "rows_pairwise": pairwise,
+            "summary_pairwise": summary_pairwise, "echo_psnr": quality, "figure": figure,
             "slice_axes": [AXIS_NAMES[a] for a in axes], "factor": factor}  # fmt: skip
 
 
