@@ -19,7 +19,7 @@ Our addition, off by default: ``input_skip`` adds the input itself to the output
 small perceptron computes from the conditioning values (zero at the start, so a network given the
 skip starts as the network it came from). Next to the input's own setting the target is nearly the
 input rescaled, which the plain network must rebuild through its whole encoder and decoder, noise and
-all; with the skip it learns the gain instead, and elsewhere the gain can fall to zero.
+all; with the skip it can learn the gain instead, and elsewhere let it fall to zero.
 
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.

@@ -194,14 +194,14 @@ def dess_table(
     """Table 2: per subject, thick axis and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC.
 
     A model with two inputs (``mrsynth transfer``, fine-tuned on DESS) restores both echoes together;
-    a single-contrast one restores each echo alone. Region means are taken twice: over each method's
+    a single-contrast one restores each echo alone. Region means are taken three ways: over each method's
     own valid T2 voxels (``rows``), over the voxels where the truth and every method give a T2
     (``rows_common``), so that no method's mean gains or loses voxels the others left out, and, for
     each super-resolved method against each interpolation, over the voxels where the truth and those
     two give a T2 (``rows_pairwise``), so that a third method's failures do not choose the voxels of
-    a comparison between two. Each echo's
-    pSNR inside the head is kept too, and the first subject's T2 maps are drawn (first axis). The paper's
-    DESS was thick along one axis; more ``axes`` (paper order: 0 SI, 1 AP, 2 LR) give more rows.
+    a comparison between two. Each echo's pSNR inside the head is kept too, and the first subject's
+    T2 maps are drawn (first axis). The paper's DESS was thick along one axis; more ``axes`` (paper
+    order: 0 SI, 1 AP, 2 LR) give more rows.
     ``back_projections`` > 0 adds each model's echoes after that many passes of
     ``thick_slices.back_project`` as the method ``NAME+BP``.
     """
