@@ -224,7 +224,10 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(build_network(m["architecture"], m["arguments"]) for m in members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+        total = self.members[0](x)
+        for member in self.members[1:]:  # a running sum: no stack of every member's output per tile
+            total = total + member(x)
+        return total / len(self.members)
 
     def receptive_field(self) -> Triple:
         fields = [member.receptive_field() for member in self.members]
