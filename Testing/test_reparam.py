@@ -449,3 +449,62 @@ def test_bundled_default_to_param_beats_the_rescaled_input_on_the_held_out_phant
         out = sitk.GetArrayFromImage(synthesize(model, [image], parameters={"TR": tr, "TE": te}, device="cpu").hr)
         gains.append(psnr(out, truth, head) - psnr((a * x + b).astype(np.float32), truth, head))
     assert np.mean(gains) > 3.0, gains
+
+
+def test_a_fixed_target_setting_trains_param_to_one_output_and_is_checked():
+    anatomy, declared = _phantom_simulator().anatomy, parameter_declaration("param")
+    config = {"variant": "param", "crop": 32, "draws": 4, "batch_size": 4, "tr_scale": "log", "near_input": 1.0,
+              "target_setting": {"TR": 4500, "TE": 50}}  # fmt: skip
+    rng = np.random.default_rng(5)
+    conditions = np.concatenate([ReparamSampler([anatomy], config, rng).draw(4)[2] for _ in range(5)])
+    fixed = [scaled(DEFAULT_INPUT["TR"], declared["TR"]), scaled(DEFAULT_INPUT["TE"], declared["TE"])]
+    assert np.allclose(conditions[:, 2:], fixed)  # every target at the one setting
+    te_input = conditions[:, 1]
+    assert np.all(np.abs(te_input - fixed[1]) < 0.4) and np.ptp(te_input) > 0  # near_input: inputs near it
+    free = config | {"near_input": 0.0}
+    spread = np.concatenate([ReparamSampler([anatomy], free, rng).draw(4)[2] for _ in range(5)])
+    assert np.ptp(spread[:, 1]) > 0.4 and np.allclose(spread[:, 2:], fixed)
+    with pytest.raises(MRSynthError, match="set variant: param"):
+        ReparamSampler([anatomy], config | {"variant": "default"}, rng)
+    with pytest.raises(MRSynthError, match="TE 5 ms is outside the training range 20-1000 ms"):
+        ReparamSampler([anatomy], config | {"target_setting": {"TR": 4500, "TE": 5}}, rng)
+    with pytest.raises(MRSynthError, match="takes TR and TE in ms"):
+        ReparamSampler([anatomy], config | {"target_setting": {"TR": 4500}}, rng)
+
+
+def _stage(variant: str, training: dict, seed: int) -> LoadedModel:
+    torch.manual_seed(seed)
+    model = _tiny_model(variant)
+    model.network = ParamNet(conditions=len(model.info.parameters), width=4, levels=2).eval()
+    model.info.training = training
+    return model
+
+
+def test_chained_param_to_param_runs_its_first_stage_to_the_default_setting_then_the_second(tmp_path):
+    from mrsynth.checkpoint import load_checkpoint, save_checkpoint
+    from mrsynth.reparam_chain import chain_models
+
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    second = _stage("default", {"variant": "default"}, 3)
+    network, info = chain_models(first, second, "chained", "9")
+    assert info.architecture == "ChainedParamNet" and list(info.parameters) == ["input_TR", "input_TE", "TR", "TE"]
+    declared = parameter_declaration("param")
+    values = {"input_TR": 2000.0, "input_TE": 20.0, "TR": 9000.0, "TE": 200.0}
+    c = torch.tensor([condition_vector(declared, values)])
+    via = torch.tensor([[scaled(4500.0, declared["TR"]), scaled(50.0, declared["TE"])]])
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        expected = second.network(first.network(x, torch.cat([c[:, :2], via], 1)), c[:, 2:])
+        assert torch.allclose(network.eval()(x, c), expected)
+        save_checkpoint(tmp_path / "chained.pt", network, info)
+        loaded = load_checkpoint(tmp_path / "chained.pt")
+        assert torch.allclose(loaded.network(x, c), expected)
+    out = synthesize(loaded, [_head_image()], parameters=values, device="cpu").hr
+    assert out.GetSize() == (20, 24, 4)
+    elsewhere = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 2000, "TE": 50}}}, 2)
+    with pytest.raises(MRSynthError, match="the first stage ends at TR 2000 ms, TE 50 ms but the second starts"):
+        chain_models(elsewhere, second, "chained", "9")
+    with pytest.raises(MRSynthError, match="not a Param-to-Param ParamNet trained to one output setting"):
+        chain_models(second, second, "chained", "9")
+    with pytest.raises(MRSynthError, match="is not a Default-to-Param ParamNet"):
+        chain_models(first, first, "chained", "9")

@@ -22,7 +22,7 @@ from torch import nn
 from .drunet import DRUNetSlices
 from .errors import MRSynthError
 from .feature_encoder import ConvAutoencoder
-from .paramnet import ParamNet
+from .paramnet import ChainedParamNet, ParamNet
 from .slice_unet import SliceUNet
 from .tissue_maps import MapParamNet
 from .unet import UNet
@@ -240,6 +240,7 @@ ARCHITECTURES["SliceUNet"] = SliceUNet
 ARCHITECTURES["ConvAutoencoder"] = ConvAutoencoder
 ARCHITECTURES["DRUNetSlices"] = DRUNetSlices
 ARCHITECTURES["MapParamNet"] = MapParamNet
+ARCHITECTURES["ChainedParamNet"] = ChainedParamNet
 
 
 def network_arguments(model: dict, in_channels: int, voxel_size: Sequence[float]) -> dict:

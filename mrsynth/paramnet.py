@@ -21,6 +21,10 @@ skip starts as the network it came from). Next to the input's own setting the ta
 input rescaled, which the plain network must rebuild through its whole encoder and decoder, noise and
 all; with the skip it can learn the gain instead, and elsewhere let it fall to zero.
 
+Our addition: ``ChainedParamNet`` is Param-to-Param in two stages through one fixed setting: a
+Param-to-Param network trained to that single output setting (``target_setting``), then a
+Default-to-Param network whose input is acquired at it.
+
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.
 """
@@ -149,6 +153,49 @@ class ParamNet(nn.Module):
         if self.skip is not None:
             out = out + self.skip(conditions.to(out.dtype))[:, :, None, None] * x
         return out
+
+
+class ChainedParamNet(nn.Module):
+    """Param-to-Param through Default-to-Param's input setting: ``first``, then ``second``.
+
+    Why: paper 001 finds Default-to-Param (one fixed input setting) better than Param-to-Param, and
+    here the Param-to-Param networks stayed below rescaling next to the input's own setting while
+    Default-to-Param beat it everywhere (docs/other-systems.md). So ``first`` (a Param-to-Param
+    network trained with a fixed ``target_setting``) maps the input at its own TR/TE to the image at
+    ``via``, and ``second`` (a Default-to-Param network whose input was acquired at ``via``) maps that
+    to the target TR/TE. Conditions are Param-to-Param's four (input_TR, input_TE, TR, TE), scaled;
+    ``via`` is the fixed setting's two, scaled the same way. Both stages' outputs are in units of their
+    own 99th percentile, which is how ``second`` expects its input.
+    """
+
+    def __init__(self, first: dict, second: dict, via: Sequence[float]):
+        super().__init__()
+        self.first, self.second = ParamNet(**first), ParamNet(**second)
+        if self.first.conditions != 4 or self.second.conditions != 2 or len(via) != 2:
+            raise MRSynthError(
+                "ChainedParamNet takes a Param-to-Param first stage (4 conditions), a Default-to-Param second stage "
+                f"(2 conditions) and the 2 scaled values of the setting between them; got {self.first.conditions}, "
+                f"{self.second.conditions} and {len(via)}"
+            )
+        self.register_buffer("via", torch.tensor([float(v) for v in via], dtype=torch.float32), persistent=False)
+        self.conditions = 4
+
+    @property
+    def size_multiple(self) -> int:
+        return max(self.first.size_multiple, self.second.size_multiple)
+
+    def receptive_field_2d(self) -> int:
+        return self.first.receptive_field_2d() + self.second.receptive_field_2d() - 1
+
+    def forward(self, x: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """``conditions`` [B, 4]: the input's scaled TR, TE, then the output's."""
+        if conditions.shape != (x.shape[0], self.conditions):
+            raise MRSynthError(
+                f"ChainedParamNet takes 4 conditioning values per image, got shape {tuple(conditions.shape)}"
+            )
+        via = self.via.to(conditions.dtype).expand(x.shape[0], -1)
+        middle = self.first(x, torch.cat([conditions[:, :2], via], 1))
+        return self.second(middle, conditions[:, 2:])
 
 
 class BoundParamNet(nn.Module):

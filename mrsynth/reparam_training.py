@@ -30,6 +30,8 @@ from .errors import MRSynthError
 from .reparam_data import (
     DEFAULT_INPUT,
     SNR,
+    TE_RANGE,
+    TR_RANGE,
     TR_SCALES,
     Anatomy,
     CropSimulator,
@@ -57,6 +59,8 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "loss": "mse",  # mse (the paper) or relative_mse
     "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
     "near_input": 0.0,  # fraction of draws whose target lies near the input's setting (reparam_data.sample_near)
+    # Param-to-Param to one fixed output setting ({TR: ms, TE: ms}), the first stage of a ChainedParamNet
+    "target_setting": None,
     "consistency_weight": 1.0,  # MapParamNet: weight of the maps rendered at the input's own setting
     "map_weight": 0.0,  # MapParamNet: weight of the error of the maps themselves (``map_error``)
     "batch_size": 16,
@@ -88,18 +92,26 @@ class ReparamSampler(RandomSampler):
         self.near_input = float(config["near_input"])
         if not 0.0 <= self.near_input <= 1.0:
             raise MRSynthError(f"near_input is a fraction of the draws, from 0 to 1, not {self.near_input}")
+        self.target_setting = fixed_setting(config.get("target_setting"), self.variant)
         self.maps = config.get("model", {}).get("architecture") == MAPS_ARCHITECTURE
         self.map_weight = float(config.get("map_weight", 0.0))
         spec = load_spec()
         self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
 
+    def _near(self) -> bool:
+        """Whether this draw's pair is near each other; no random draw when the option is off, so old runs replay."""
+        return bool(self.near_input) and self.rng.random() < self.near_input
+
     def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, cs = [], [], []
         for _ in range(self.draws):
             simulator = self.simulators[int(self.rng.integers(len(self.simulators)))]
-            source = dict(DEFAULT_INPUT) if self.variant == "default" else self.settings()
-            near = self.near_input and self.rng.random() < self.near_input  # no draw when off: old runs replay
-            target = sample_near(self.rng, source) if near else self.settings()
+            if self.target_setting:  # one output setting; a near draw puts the input near it
+                target = dict(self.target_setting)
+                source = sample_near(self.rng, target) if self._near() else self.settings()
+            else:
+                source = dict(DEFAULT_INPUT) if self.variant == "default" else self.settings()
+                target = sample_near(self.rng, source) if self._near() else self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             if self.maps:  # the target and the input's own setting, both in the input's units
                 x, y = simulator.renders(
@@ -204,6 +216,23 @@ class ReparamTrainer(Trainer):
             | ({"output": "p99"} if self.maps else {}),
             training=self.training_record() | {"variant": variant, "snr": SNR},
         )
+
+
+def fixed_setting(setting: dict | None, variant: str) -> dict[str, float] | None:
+    """``target_setting`` checked: Param-to-Param only, TR and TE (ms) inside the training ranges."""
+    if not setting:
+        return None
+    if variant != "param":
+        raise MRSynthError("target_setting fixes the output of a Param-to-Param model: set variant: param")
+    if set(setting) != {"TR", "TE"}:
+        raise MRSynthError(f"target_setting takes TR and TE in ms, e.g. {{TR: 4500, TE: 50}}, not {setting}")
+    values = {name: float(value) for name, value in setting.items()}
+    for name, (low, high) in (("TR", TR_RANGE), ("TE", TE_RANGE)):
+        if not low <= values[name] <= high:
+            raise MRSynthError(
+                f"target_setting {name} {values[name]:g} ms is outside the training range {low:g}-{high:g} ms"
+            )
+    return values
 
 
 def map_error(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:

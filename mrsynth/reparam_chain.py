@@ -1,0 +1,56 @@
+"""Join a Param-to-Default network and a Default-to-Param network into one Param-to-Param model.
+
+The joined model (``paramnet.ChainedParamNet``) takes Param-to-Param's four parameters, so it is a
+drop-in ``reparam-param-sim``: ``mrsynth synthesize``, the registry and the ContrastSynthesis panel
+see a Param-to-Param model. The stages must meet at one setting: the first was trained with
+``target_setting`` equal to the input setting that the second (a Default-to-Param model) was
+trained on, which is checked here rather than trusted.
+"""
+
+from __future__ import annotations
+
+from .acquisition import condition_vector
+from .checkpoint import LoadedModel, ModelInfo
+from .errors import MRSynthError
+from .paramnet import ChainedParamNet
+from .reparam_data import DEFAULT_INPUT, parameter_declaration
+
+
+def chain_models(first: LoadedModel, second: LoadedModel, name: str, version: str) -> tuple[ChainedParamNet, ModelInfo]:
+    """The chained network (weights copied from both stages) and its description."""
+    setting = first.info.training.get("config", {}).get("target_setting")
+    if first.info.architecture != "ParamNet" or first.info.training.get("variant") != "param" or not setting:
+        raise MRSynthError(
+            f"{first.info.name} is not a Param-to-Param ParamNet trained to one output setting: train the first stage "
+            "with variant: param and target_setting (configs/reparam-to-default-sim.yaml)"
+        )
+    if second.info.architecture != "ParamNet" or second.info.training.get("variant") != "default":
+        raise MRSynthError(
+            f"{second.info.name} is not a Default-to-Param ParamNet: give reparam-default-sim or one trained like it"
+        )
+    if {k: float(v) for k, v in setting.items()} != DEFAULT_INPUT:
+        raise MRSynthError(
+            f"the first stage ends at TR {setting['TR']:g} ms, TE {setting['TE']:g} ms but the second starts at "
+            f"TR {DEFAULT_INPUT['TR']:g} ms, TE {DEFAULT_INPUT['TE']:g} ms: train the first with that target_setting"
+        )
+    via = condition_vector(parameter_declaration("default"), DEFAULT_INPUT)
+    network = ChainedParamNet(first.info.arguments, second.info.arguments, via)
+    network.first.load_state_dict(first.network.state_dict())
+    network.second.load_state_dict(second.network.state_dict())
+    info = ModelInfo(
+        name=name,
+        version=version,
+        architecture="ChainedParamNet",
+        arguments={"first": first.info.arguments, "second": second.info.arguments, "via": via},
+        inputs=list(first.info.inputs),
+        output=second.info.output,
+        voxel_size=list(first.info.voxel_size),
+        patch=list(second.info.patch),
+        stride=list(second.info.stride),
+        approach=first.info.approach,
+        task=first.info.task,
+        parameters=first.info.parameters,
+        normalisation=dict(second.info.normalisation),
+        training={"variant": "param", "first": first.info.training, "second": second.info.training},
+    )
+    return network, info
