@@ -2,7 +2,8 @@
 
 The phantom's tissue maps (never seen in training, which used SynthSeg subjects) give, through the
 training simulator (``mrsynth.reparam_data``): a noisy input at TR 4.5 s / TE 50 ms (and, for
-Param-to-Param, at a second input setting) and the noise-free truth at every target TR/TE of a grid.
+Param-to-Param, at other input settings: ``--other-inputs``, by default TR 2 s / TE 20 ms) and the
+noise-free truth at every target TR/TE of a grid.
 Every model runs through ``mrsynth.synthesis.synthesize`` as a user's would (body-mask p99
 normalisation, flip averaging; the output is in units of its own 99th percentile inside the body)
 on 24 axial slices evenly spaced over the middle 70 % of the head (the paper used 24 slices per
@@ -38,7 +39,6 @@ from mrsynth.synthesis import synthesize
 
 TRS = (1500.0, 3000.0, 6000.0, 9000.0)
 TES = (20.0, 50.0, 100.0, 200.0, 500.0)
-OTHER_INPUT = {"TR": 2000.0, "TE": 20.0}  # a PD/T1-weighted input for Param-to-Param
 START, END = "<!-- reparam-table:start -->", "<!-- reparam-table:end -->"
 
 
@@ -64,32 +64,27 @@ def run_model(model, x: np.ndarray, values: dict[str, float]) -> np.ndarray:
     return sitk.GetArrayFromImage(synthesize(model, [image(x)], parameters=values).hr)
 
 
-def evaluate(default_model: str, param_model: str, seed: int) -> dict:
+def evaluate(default_model: str, param_model: str, seed: int, others: list[dict[str, float]]) -> dict:
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
     head = anatomy.head
     rng = np.random.default_rng(seed)
-    inputs = {
-        "default": acquire(
-            noise_free(anatomy.tissues, tissue_signals(**_lower(DEFAULT_INPUT), spec=spec), psf), head, rng
-        ),
-        "other": acquire(noise_free(anatomy.tissues, tissue_signals(**_lower(OTHER_INPUT), spec=spec), psf), head, rng),
-    }
+    sources = [DEFAULT_INPUT, *others]  # acquired in this order from one generator: the first other keeps its noise
+    signals = [tissue_signals(**_lower(source), spec=spec) for source in sources]
+    inputs = [acquire(noise_free(anatomy.tissues, signal, psf), head, rng) for signal in signals]
     d2p, p2p = load_model(default_model), load_model(param_model)
     rows = []
     for target in grid_settings(TRS, TES):
         clean = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
         truth, scale = normalise_p99(clean, head)
         started = time.perf_counter()
-        outputs = {
-            "Default-to-Param": run_model(d2p, inputs["default"], target),
-            "Param-to-Param (same input)": run_model(p2p, inputs["default"], _p2p(DEFAULT_INPUT, target)),
-            "Param-to-Param (input TR 2 s, TE 20 ms)": run_model(p2p, inputs["other"], _p2p(OTHER_INPUT, target)),
-            "baseline: input rescaled": linear_baseline(inputs["default"], truth, head),
-            "baseline: other input rescaled": linear_baseline(inputs["other"], truth, head),
-            "ceiling: acquisition at target": acquire(clean, head, rng) / scale,
-        }
+        outputs = {"Default-to-Param": run_model(d2p, inputs[0], target)}
+        for source, x in zip(sources, inputs, strict=True):
+            outputs[p2p_name(source)] = run_model(p2p, x, _p2p(source, target))
+        for source, x in zip(sources, inputs, strict=True):
+            outputs[baseline_name(source)] = linear_baseline(x, truth, head)
+        outputs[CEILING] = acquire(clean, head, rng) / scale
         row = {"TR": target["TR"], "TE": target["TE"], "seconds": time.perf_counter() - started}
         row.update({name: scores(pred, truth, head) for name, pred in outputs.items()})
         rows.append(row)
@@ -97,7 +92,26 @@ def evaluate(default_model: str, param_model: str, seed: int) -> dict:
             f"TR {target['TR']:g} TE {target['TE']:g}: "
             + ", ".join(f"{k} {v['psnr']:.2f}" for k, v in row.items() if isinstance(v, dict))
         )
-    return {"rows": rows, "default_model": default_model, "param_model": param_model, "seed": seed, "slices": 24}
+    return {
+        "rows": rows,
+        "default_model": default_model,
+        "param_model": param_model,
+        "seed": seed,
+        "slices": 24,
+        "inputs": sources,
+    }
+
+
+def p2p_name(source: dict[str, float]) -> str:
+    if source == DEFAULT_INPUT:
+        return "Param-to-Param (same input)"
+    return f"Param-to-Param (input TR {source['TR'] / 1000:g} s, TE {source['TE']:g} ms)"
+
+
+def baseline_name(source: dict[str, float]) -> str:
+    if source == DEFAULT_INPUT:
+        return "baseline: input rescaled"
+    return f"baseline: input TR {source['TR'] / 1000:g} s, TE {source['TE']:g} ms rescaled"
 
 
 def _lower(values: dict[str, float]) -> dict[str, float]:
@@ -108,37 +122,40 @@ def _p2p(source: dict[str, float], target: dict[str, float]) -> dict[str, float]
     return {"input_TR": source["TR"], "input_TE": source["TE"], "TR": target["TR"], "TE": target["TE"]}
 
 
-METHODS = (
-    "Default-to-Param",
-    "Param-to-Param (same input)",
-    "Param-to-Param (input TR 2 s, TE 20 ms)",
-    "baseline: input rescaled",
-    "baseline: other input rescaled",
-    "ceiling: acquisition at target",
-)
-SHORT = ("D2P", "P2P", "P2P other", "base", "base other", "ceiling")
+CEILING = "ceiling: acquisition at target"
+
+
+def short_name(method: str, source: dict[str, float]) -> str:
+    if source == DEFAULT_INPUT:
+        return "P2P" if method.startswith("Param") else "base"
+    setting = f"{source['TR'] / 1000:g}/{source['TE']:g}"
+    return f"P2P {setting}" if method.startswith("Param") else f"base {setting}"
 
 
 def markdown(result: dict) -> str:
-    rows = result["rows"]
+    rows, sources = result["rows"], result["inputs"]
+    methods = {"Default-to-Param": ("D2P", baseline_name(DEFAULT_INPUT))}
+    methods |= {p2p_name(s): (short_name("Param", s), baseline_name(s)) for s in sources}
+    methods |= {baseline_name(s): (short_name("base", s), None) for s in sources}
+    methods[CEILING] = ("ceiling", None)
     lines = [
         "| Method | Mean PSNR (dB) | Std. PSNR | Mean MAE (0-255) | Std. MAE | Beats its baseline (PSNR) |",
         "|---|---|---|---|---|---|",
     ]
-    baseline_of = {METHODS[0]: METHODS[3], METHODS[1]: METHODS[3], METHODS[2]: METHODS[4]}
-    for method in METHODS:
+    for method, (_, baseline) in methods.items():
         p = np.array([r[method]["psnr"] for r in rows])
         m = np.array([r[method]["mae"] for r in rows])
         wins = ""
-        if method in baseline_of:
-            won = sum(r[method]["psnr"] > r[baseline_of[method]]["psnr"] for r in rows)
+        if baseline:
+            won = sum(r[method]["psnr"] > r[baseline]["psnr"] for r in rows)
             wins = f"{won} of {len(rows)}"
         lines.append(f"| {method} | {p.mean():.2f} | {p.std():.2f} | {m.mean():.2f} | {m.std():.2f} | {wins} |")
-    lines += ["", "PSNR (dB) per target setting (" + ", ".join(f"{s} = {m}" for s, m in zip(SHORT, METHODS)) + "):", ""]
-    lines.append("| TR (ms) | TE (ms) | " + " | ".join(SHORT) + " |")
-    lines.append("|---|---|" + "---|" * len(SHORT))
+    legend = ", ".join(f"{short} = {method}" for method, (short, _) in methods.items())
+    lines += ["", f"PSNR (dB) per target setting ({legend}):", ""]
+    lines.append("| TR (ms) | TE (ms) | " + " | ".join(short for short, _ in methods.values()) + " |")
+    lines.append("|---|---|" + "---|" * len(methods))
     for r in rows:
-        lines.append(f"| {r['TR']:g} | {r['TE']:g} | " + " | ".join(f"{r[m]['psnr']:.2f}" for m in METHODS) + " |")
+        lines.append(f"| {r['TR']:g} | {r['TE']:g} | " + " | ".join(f"{r[m]['psnr']:.2f}" for m in methods) + " |")
     return "\n".join(lines)
 
 
@@ -153,6 +170,14 @@ def write_doc(path: Path, table: str) -> None:
     tmp.replace(path)
 
 
+def setting(text: str) -> dict[str, float]:
+    try:
+        tr, te = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--other-inputs takes TR,TE in ms, e.g. 2000,20, not {text!r}") from None
+    return {"TR": tr, "TE": te}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--default-model", default="reparam-default-sim")
@@ -160,8 +185,16 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for reparam_eval.json and table.md")
     parser.add_argument("--doc", help="Markdown file whose reparam-table markers get the table")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--other-inputs",
+        nargs="+",
+        default=["2000,20"],
+        metavar="TR,TE",
+        help="input settings (ms) besides TR 4.5 s / TE 50 ms for Param-to-Param (default: 2000,20)",
+    )
     args = parser.parse_args()
-    result = evaluate(args.default_model, args.param_model, args.seed)
+    others = [setting(text) for text in args.other_inputs]
+    result = evaluate(args.default_model, args.param_model, args.seed, others)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "reparam_eval.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
