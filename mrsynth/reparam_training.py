@@ -5,6 +5,8 @@ Each batch is made on the fly: ``draws`` times a random training subject and ran
 ``batch_size / draws`` random crops of them. Default-to-Param always acquires the input at TR 4.5 s,
 TE 50 ms and is conditioned on the target's TR/TE; Param-to-Param draws the input's TR/TE too and
 is conditioned on both; ``near_input`` draws that fraction of targets close to the input's setting.
+``target_setting`` fixes every Param-to-Param target at one setting (the first stage of
+``paramnet.ChainedParamNet``); ``near_input`` then draws that fraction of inputs close to it.
 The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
 MSE divided by what rescaling its input achieves (``relative_mse``).
 
