@@ -1,11 +1,12 @@
 """Where a Param-to-Param model goes wrong on the phantom: medians of input, truth and output per tissue.
 
 The held-out BrainWeb phantom is acquired as ``scripts/eval_reparam.py`` does (24 axial slices, SNR 30,
-seed 1) at each input setting given, run through ``synthesize`` to the target setting, and each
-tissue's median is printed for the input, the noise-free truth (both divided by their 99th
-percentile inside the head) and the output, with the tissue's voxel count in the phantom (or the
-SynthSeg ``--subject`` tested instead) and, for
-comparison, in the training subjects (SynthSeg label maps, the same 24 slices):
+seed 1) at each input setting given and run through ``synthesize`` to the target setting. The output
+is scored (PSNR inside the head, beside the input under the best global linear map, as in
+``eval_reparam``), and each tissue's median is printed for the input, the noise-free truth (both
+divided by their 99th percentile inside the head) and the output, with the tissue's voxel count in
+the phantom (or the SynthSeg ``--subject`` tested instead) and, for comparison, in the training
+subjects (SynthSeg label maps, the same 24 slices):
 
     PYTHONPATH=. python scripts/reparam_tissue_medians.py --model reparam-param-sim --inputs 4500,50 2000,20 \
         --target 4500,50 --training ../shared/data/synthseg_labels/training_seg_0[1-3].nii.gz
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from eval_reparam import run_model, scores, setting
+from eval_reparam import linear_baseline, run_model, scores, setting
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
@@ -57,9 +58,11 @@ def main() -> None:
         x = acquire(noise_free(anatomy.tissues, tissue_signals(source["TR"], source["TE"], spec), psf), head, rng)
         values = {"input_TR": source["TR"], "input_TE": source["TE"]} | target
         out = run_model(model, x, values)
+        rescaled = scores(linear_baseline(x, truth, head), truth, head)["psnr"]
         x = normalise_p99(x, head)[0]
         print(f"input TR {source['TR']:g} ms, TE {source['TE']:g} ms -> TR {target['TR']:g} ms, TE {target['TE']:g} ms:"
-              f" PSNR {scores(out, truth, head)['psnr']:.2f} dB; median input / truth / output")  # fmt: skip
+              f" PSNR {scores(out, truth, head)['psnr']:.2f} dB (the input rescaled: {rescaled:.2f} dB);"
+              " median input / truth / output")  # fmt: skip
         for index, name in enumerate(names):
             inside = (anatomy.tissues == index) & head
             if inside.sum() >= 1000:
