@@ -473,8 +473,8 @@ def test_a_fixed_target_setting_trains_param_to_one_output_and_is_checked():
 
 
 def _stage(variant: str, training: dict, seed: int) -> LoadedModel:
-    torch.manual_seed(seed)
     model = _tiny_model(variant)
+    torch.manual_seed(seed)  # after _tiny_model, which seeds its own network
     model.network = ParamNet(conditions=len(model.info.parameters), width=4, levels=2).eval()
     model.info.training = training
     return model
