@@ -125,17 +125,15 @@ def _p2p(source: dict[str, float], target: dict[str, float]) -> dict[str, float]
 CEILING = "ceiling: acquisition at target"
 
 
-def short_name(method: str, source: dict[str, float]) -> str:
-    if source == DEFAULT_INPUT:
-        return "P2P" if method.startswith("Param") else "base"
-    setting = f"{source['TR'] / 1000:g}/{source['TE']:g}"
-    return f"P2P {setting}" if method.startswith("Param") else f"base {setting}"
+def short_name(prefix: str, source: dict[str, float]) -> str:
+    """``prefix`` for the TR 4.5 s / TE 50 ms input, ``prefix TR/TE`` (s/ms) for any other."""
+    return prefix if source == DEFAULT_INPUT else f"{prefix} {source['TR'] / 1000:g}/{source['TE']:g}"
 
 
 def markdown(result: dict) -> str:
     rows, sources = result["rows"], result["inputs"]
     methods = {"Default-to-Param": ("D2P", baseline_name(DEFAULT_INPUT))}
-    methods |= {p2p_name(s): (short_name("Param", s), baseline_name(s)) for s in sources}
+    methods |= {p2p_name(s): (short_name("P2P", s), baseline_name(s)) for s in sources}
     methods |= {baseline_name(s): (short_name("base", s), None) for s in sources}
     methods[CEILING] = ("ceiling", None)
     lines = [
