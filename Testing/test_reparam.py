@@ -28,6 +28,7 @@ from mrsynth.reparam_data import (
     parameter_declaration,
     sample_near,
     sample_parameters,
+    shuffled_tissues,
     tissue_signals,
 )
 from mrsynth.reparam_training import ReparamSampler
@@ -470,6 +471,41 @@ def test_a_fixed_target_setting_trains_param_to_one_output_and_is_checked():
         ReparamSampler([anatomy], config | {"target_setting": {"TR": 4500, "TE": 5}}, rng)
     with pytest.raises(MRSynthError, match="takes TR and TE in ms"):
         ReparamSampler([anatomy], config | {"target_setting": {"TR": 4500}}, rng)
+
+
+def test_extracranial_shuffle_swaps_soft_tissue_properties_in_training_draws_only():
+    names = tissue_names(SPEC)
+    soft = [names.index(n) for n in ("fat", "muscle", "skin", "connective")]
+    rng = np.random.default_rng(3)
+    orders = np.array([shuffled_tissues(rng, SPEC) for _ in range(40)])
+    others = [i for i in range(len(names)) if i not in soft]
+    assert np.all(orders[:, others] == others)  # brain, CSF, bone and air keep their own properties
+    assert np.all(np.sort(orders[:, soft], axis=1) == sorted(soft))  # the soft tissues trade among themselves
+    assert {int(o) for o in orders[:, names.index("muscle")]} == set(soft)  # muscle takes each one's, skin's too
+    # rendering with an order is rendering the relabelled anatomy
+    simulator = _phantom_simulator()
+    anatomy = simulator.anatomy
+    order = np.arange(len(names))
+    order[[names.index("muscle"), names.index("skin")]] = [names.index("skin"), names.index("muscle")]
+    relabelled = CropSimulator(Anatomy("relabelled", order[anatomy.tissues], anatomy.head), SPEC)
+    crops = [(2, 0, 0), (6, 20, 30)]
+    target = {"TR": 3000.0, "TE": 200.0}
+    x, y = simulator.pairs(DEFAULT_INPUT, target, crops, 40, np.random.default_rng(9), order)
+    x2, y2 = relabelled.pairs(DEFAULT_INPUT, target, crops, 40, np.random.default_rng(9))
+    assert np.allclose(x, x2, atol=1e-5) and np.allclose(y, y2, atol=1e-5)
+    _, plain = simulator.pairs(DEFAULT_INPUT, target, crops, 40, np.random.default_rng(9))
+    assert np.abs(plain - y).max() > 0.1  # the crops hold skin and muscle, so the swap shows
+    # the sampler: off replays the old draws, on changes training draws, and validation draws never change
+    config = {"variant": "param", "crop": 32, "draws": 4, "batch_size": 4, "tr_scale": "log", "near_input": 0.0}
+
+    def draw(extra: dict, augment: bool = True) -> np.ndarray:
+        return ReparamSampler([anatomy], config | extra, np.random.default_rng(4), augment).draw(4)[1]
+
+    assert np.array_equal(draw({}), draw({"extracranial_shuffle": 0.0}))
+    assert not np.array_equal(draw({}), draw({"extracranial_shuffle": 1.0}))
+    assert np.array_equal(draw({}), draw({"extracranial_shuffle": 1.0}, augment=False))
+    with pytest.raises(MRSynthError, match="extracranial_shuffle is a fraction of the draws, from 0 to 1, not 2"):
+        ReparamSampler([anatomy], config | {"extracranial_shuffle": 2}, rng)
 
 
 def _stage(variant: str, training: dict, seed: int) -> LoadedModel:

@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .errors import MRSynthError
-from .simulate import _rician, _tissue_se, load_spec, tissue_map
+from .simulate import _rician, _tissue_se, load_spec, tissue_map, tissue_names
 from .volume_io import paper_axes, read_labels
 
 TR_RANGE = (1200.0, 10000.0)
@@ -40,6 +40,7 @@ TR_SCALES = ("linear", "log")  # uniform TR (the paper) or log-uniform TR
 NEAR_SPREAD = 0.4  # log-normal spread of a target drawn near its input's setting (``sample_near``)
 DEFAULT_INPUT = {"TR": 4500.0, "TE": 50.0}  # the paper's fixed input acquisition for Default-to-Param
 SNR = 30.0
+EXTRACRANIAL = ("fat", "muscle", "skin", "connective")  # the soft tissues that ``shuffled_tissues`` permutes
 
 
 def parameter_declaration(variant: str) -> dict[str, dict]:
@@ -98,6 +99,22 @@ def tissue_signals(tr: float, te: float, spec: dict | None = None) -> np.ndarray
     spec = load_spec() if spec is None else spec
     fat = spec["fat_component"]
     return np.array([_tissue_se(t, fat, {"TR": tr, "TE": te}) for t in spec["tissues"].values()], dtype=np.float32)
+
+
+def shuffled_tissues(rng: np.random.Generator, spec: dict) -> np.ndarray:
+    """A tissue order (tissue t takes tissue ``order[t]``'s properties), the extra-cranial soft tissues permuted.
+
+    Why (a training augmentation, our addition): SynthSeg's extra-cerebral labels have no official
+    anatomy (the spec's note), and the training subjects have little skin, which at 1.5 T has CSF's
+    properties, while the BrainWeb test phantom has a thick layer of it. Giving each extra-cranial
+    region, at random, another of these tissues' properties makes a network tell them apart by their
+    signal at the input's setting rather than by where they lie.
+    """
+    names = tissue_names(spec)
+    order = np.arange(len(names))
+    chosen = np.array([names.index(name) for name in EXTRACRANIAL])
+    order[chosen] = rng.permutation(chosen)
+    return order
 
 
 def noise_free(tissues: np.ndarray, signals: np.ndarray, psf: float) -> np.ndarray:
@@ -209,9 +226,10 @@ class CropSimulator:
         crops: Sequence[tuple[int, int, int]],
         size: int,
         rng: np.random.Generator,
+        order: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Noisy input and noise-free target crops [N, size, size], each in units of its own head p99."""
-        x, ys = self.renders(source, [target], crops, size, rng)
+        x, ys = self.renders(source, [target], crops, size, rng, order=order)
         return x, ys[:, 0]
 
     def renders(
@@ -223,6 +241,7 @@ class CropSimulator:
         rng: np.random.Generator,
         units: str = "own",
         maps: bool = False,
+        order: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Noisy input crops [N, size, size] and noise-free crops at each target setting [N, T, size, size].
 
@@ -230,17 +249,22 @@ class CropSimulator:
         input's (``units="input"``), which keeps the brightness change between the settings: what a
         model that renders tissue maps (``tissue_maps``) must reproduce. With ``maps`` the targets are
         followed by the true PD (in the input's units), fat fraction, T1 and T2 (ms) of each voxel's
-        tissue, unblurred: four more channels.
+        tissue, unblurred: four more channels. ``order`` (``shuffled_tissues``) simulates tissue t with
+        the properties of tissue ``order[t]``.
         """
         if units not in ("own", "input"):
             raise MRSynthError(f"unknown target units {units!r}: use own or input")
         given = tissue_signals(source["TR"], source["TE"], self.spec)
         wanted = [tissue_signals(t["TR"], t["TE"], self.spec) for t in targets]
+        if order is not None:
+            given, wanted = given[order], [w[order] for w in wanted]
         clean = given @ self.shares
         sigma = self.head_p99(clean) / SNR
         input_scale = self.head_p99(_rician(clean, None, sigma, rng))
         scales = [input_scale if units == "input" else self.head_p99(w @ self.shares) for w in wanted]
         table = self.tissue_table(input_scale) if maps else None
+        if table is not None and order is not None:
+            table = table[:, order]
         xs, ys = [], []
         for crop in crops:
             xs.append(_rician(self.region(given, crop, size), None, sigma, rng) / input_scale)

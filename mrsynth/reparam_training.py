@@ -7,6 +7,8 @@ TE 50 ms and is conditioned on the target's TR/TE; Param-to-Param draws the inpu
 is conditioned on both; ``near_input`` draws that fraction of targets close to the input's setting.
 ``target_setting`` fixes every Param-to-Param target at one setting (the first stage of
 ``paramnet.ChainedParamNet``); ``near_input`` then draws that fraction of inputs close to it.
+``extracranial_shuffle`` gives that fraction of training draws (never validation draws) a random
+permutation of the extra-cranial soft tissues' properties (``reparam_data.shuffled_tissues``).
 The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
 MSE divided by what rescaling its input achieves (``relative_mse``).
 
@@ -41,6 +43,7 @@ from .reparam_data import (
     parameter_declaration,
     sample_near,
     sample_parameters,
+    shuffled_tissues,
 )
 from .simulate import load_spec
 from .tissue_maps import fat_component
@@ -61,6 +64,8 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "loss": "mse",  # mse (the paper) or relative_mse
     "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
     "near_input": 0.0,  # fraction of draws whose target lies near the input's setting (reparam_data.sample_near)
+    # fraction of training draws whose extra-cranial soft tissues swap properties (reparam_data.shuffled_tissues)
+    "extracranial_shuffle": 0.0,
     # Param-to-Param to one fixed output setting ({TR: ms, TE: ms}), the first stage of a ChainedParamNet
     "target_setting": None,
     "consistency_weight": 1.0,  # MapParamNet: weight of the maps rendered at the input's own setting
@@ -79,7 +84,9 @@ REPARAM_DEFAULTS: dict[str, Any] = {
 class ReparamSampler(RandomSampler):
     """Random (subject, settings, crops) batches: inputs [B, 1, S, S], targets [B, 1, S, S], conditions [B, P]."""
 
-    def __init__(self, anatomies: list[Anatomy], config: dict[str, Any], rng: np.random.Generator):
+    def __init__(
+        self, anatomies: list[Anatomy], config: dict[str, Any], rng: np.random.Generator, augment: bool = True
+    ):
         if not anatomies:
             raise MRSynthError("no subjects to sample: set data.train to SynthSeg label maps")
         self.rng = rng
@@ -94,15 +101,25 @@ class ReparamSampler(RandomSampler):
         self.near_input = float(config["near_input"])
         if not 0.0 <= self.near_input <= 1.0:
             raise MRSynthError(f"near_input is a fraction of the draws, from 0 to 1, not {self.near_input}")
+        self.shuffle = float(config.get("extracranial_shuffle", 0.0))
+        if not 0.0 <= self.shuffle <= 1.0:
+            raise MRSynthError(f"extracranial_shuffle is a fraction of the draws, from 0 to 1, not {self.shuffle}")
+        self.shuffle = self.shuffle if augment else 0.0
         self.target_setting = fixed_setting(config.get("target_setting"), self.variant)
         self.maps = config.get("model", {}).get("architecture") == MAPS_ARCHITECTURE
         self.map_weight = float(config.get("map_weight", 0.0))
-        spec = load_spec()
-        self.simulators = [CropSimulator(anatomy, spec) for anatomy in anatomies]
+        self.spec = load_spec()
+        self.simulators = [CropSimulator(anatomy, self.spec) for anatomy in anatomies]
 
     def _near(self) -> bool:
         """Whether this draw's pair is near each other; no random draw when the option is off, so old runs replay."""
         return bool(self.near_input) and self.rng.random() < self.near_input
+
+    def _order(self) -> np.ndarray | None:
+        """This draw's tissue order, or None; no random draw when the option is off, so old runs replay."""
+        if self.shuffle and self.rng.random() < self.shuffle:
+            return shuffled_tissues(self.rng, self.spec)
+        return None
 
     def draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         xs, ys, cs = [], [], []
@@ -115,12 +132,13 @@ class ReparamSampler(RandomSampler):
                 source = dict(DEFAULT_INPUT) if self.variant == "default" else self.settings()
                 target = sample_near(self.rng, source) if self._near() else self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
+            order = self._order()
             if self.maps:  # the target and the input's own setting, both in the input's units
                 x, y = simulator.renders(
-                    source, [target, source], crops, self.crop, self.rng, units="input", maps=self.map_weight > 0
+                    source, [target, source], crops, self.crop, self.rng, "input", self.map_weight > 0, order
                 )
             else:
-                x, y = simulator.pairs(source, target, crops, self.crop, self.rng)
+                x, y = simulator.pairs(source, target, crops, self.crop, self.rng, order)
                 y = y[:, None]
             xs.append(x[:, None])
             ys.append(y)
@@ -169,6 +187,12 @@ class ReparamTrainer(Trainer):
 
     def _sampler(self, cases: list, rng: np.random.Generator, random_offsets: bool = True) -> ReparamSampler:
         return ReparamSampler(cases, self.config, rng)
+
+    def _validation_batches(self, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Drawn from the validation subjects' own tissues: the shuffle is a training augmentation only."""
+        if not self.val_cases:
+            return []
+        return self._batches_from(ReparamSampler(self.val_cases, self.config, np.random.default_rng(seed), False))
 
     def loss(self, x: np.ndarray, y: np.ndarray, k: np.ndarray, flip: bool) -> torch.Tensor:
         """MSE (or relative MSE) between the output and the noise-free target; ``k`` holds the conditioning values."""
