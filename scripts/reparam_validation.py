@@ -2,7 +2,8 @@
 
 Each training run validates on draws of its own seed, so the best validation losses of two runs are
 not comparable. This script draws fixed batches from the validation subjects of a training config
-(``data.val``; its ``draws``, ``tr_scale`` and ``near_input``) once per ``--seeds`` value and scores
+(``data.val``; its ``draws``, ``tr_scale`` and ``near_input``, on the subjects' own tissues: no
+``extracranial_shuffle``) once per ``--seeds`` value and scores
 every model on the same batches with the relative MSE (``reparam_training.relative_mse``: 1 = the
 best linear map of each draw's input; below 1 is better than rescaling):
 
@@ -47,7 +48,7 @@ def main() -> None:
     size = int(config["batch_size"])
     means: dict[str, list[float]] = {name: [] for name in models}
     for seed in args.seeds:
-        sampler = ReparamSampler(subjects, config, np.random.default_rng(seed))
+        sampler = ReparamSampler(subjects, config, np.random.default_rng(seed), augment=False)  # own tissues
         batches = [sampler.draw(size) for _ in range(args.batches)]
         for name, model in models.items():
             network = model.network.eval()
