@@ -1,4 +1,4 @@
-"""Score Param-to-Param models on the same validation draws, to choose between runs without the test phantom.
+"""Score re-parameterisation models on the same validation draws, to choose between runs without the test phantom.
 
 Each training run validates on draws of its own seed, so the best validation losses of two runs are
 not comparable. This script draws fixed batches from the validation subjects of a training config
@@ -22,14 +22,16 @@ import torch
 from mrsynth.checkpoint import load_checkpoint
 from mrsynth.errors import MRSynthError
 from mrsynth.models import load_model
-from mrsynth.reparam_data import Anatomy
+from mrsynth.reparam_data import Anatomy, parameter_declaration
 from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamSampler, draw_groups, relative_mse
 from mrsynth.training import load_config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", help="registry names or checkpoint files (Param-Net models)")
+    parser.add_argument(
+        "models", nargs="+", help="registry names or checkpoint files (Param-Nets of the config's variant)"
+    )
     parser.add_argument("--config", required=True, help="a training config (a run's config.yaml) for data.val")
     parser.add_argument("--seeds", type=int, nargs="+", default=[22, 32, 99], help="one validation set each")
     parser.add_argument("--batches", type=int, default=16, help="batches per validation set (batch_size each)")
@@ -42,9 +44,13 @@ def main() -> None:
         raise MRSynthError(f"data.val of {args.config} matches no label map: give a config with validation subjects")
     subjects = [Anatomy.from_file(f, config["data"]["atlas"], int(config["data"]["slices"])) for f in files]
     models = {name: load_checkpoint(name) if name.endswith(".pt") else load_model(name) for name in args.models}
+    declared = list(parameter_declaration(str(config["variant"])))
     for name, model in models.items():
-        if model.info.architecture != "ParamNet" or "input_TR" not in model.info.parameters:
-            raise MRSynthError(f"{name} is not a Param-to-Param Param-Net: give models conditioned on input_TR/TE")
+        if model.info.architecture != "ParamNet" or list(model.info.parameters) != declared:
+            raise MRSynthError(
+                f"{name} is not a Param-Net of the config's variant ({config['variant']}, conditioned on "
+                f"{', '.join(declared)}): give models of that variant, or the config they were trained with"
+            )
     size = int(config["batch_size"])
     means: dict[str, list[float]] = {name: [] for name in models}
     for seed in args.seeds:
