@@ -544,3 +544,26 @@ def test_chained_param_to_param_runs_its_first_stage_to_the_default_setting_then
         chain_models(second, second, "chained", "9")
     with pytest.raises(MRSynthError, match="is not a Default-to-Param ParamNet"):
         chain_models(first, first, "chained", "9")
+
+
+def test_a_chained_model_rechains_its_first_stage_with_a_new_second(tmp_path):
+    from mrsynth.checkpoint import load_checkpoint, save_checkpoint
+    from mrsynth.reparam_chain import chain_models, first_stage
+
+    training = {"variant": "param", "config": {"name": "to-default", "target_setting": {"TR": 4500, "TE": 50}}}
+    first = _stage("param", training, 2)
+    network, info = chain_models(first, _stage("default", {"variant": "default"}, 3), "chained", "1")
+    save_checkpoint(tmp_path / "chained.pt", network, info)
+    kept = first_stage(load_checkpoint(tmp_path / "chained.pt"))
+    assert kept.info.architecture == "ParamNet" and kept.info.name == "to-default" and kept.info.training == training
+    assert first_stage(first) is first
+    newer = _stage("default", {"variant": "default"}, 4)
+    rechained, rinfo = chain_models(load_checkpoint(tmp_path / "chained.pt"), newer, "chained", "2")
+    x = torch.rand(1, 1, 16, 16)
+    c = torch.tensor(
+        [condition_vector(parameter_declaration("param"), DEFAULT_INPUT | {"input_TR": 8000.0, "input_TE": 120.0})]
+    )
+    with torch.no_grad():
+        assert torch.allclose(rechained.eval()(x, c), chain_models(first, newer, "c", "2")[0].eval()(x, c))
+        assert not torch.allclose(rechained(x, c), network.eval()(x, c))  # the second stage was replaced
+    assert rinfo.version == "2" and rinfo.training["first"] == training

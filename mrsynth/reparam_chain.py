@@ -9,6 +9,8 @@ trained on, which is checked here rather than trusted.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .acquisition import condition_vector
 from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
@@ -16,8 +18,31 @@ from .paramnet import ChainedParamNet
 from .reparam_data import DEFAULT_INPUT, parameter_declaration
 
 
+def first_stage(model: LoadedModel) -> LoadedModel:
+    """A chained model's first stage as a Param-to-Default model of its own; any other model unchanged.
+
+    Why: a bundled chain carries its first stage's weights and training record, so a new
+    Default-to-Param model can be chained behind it without the first stage's run folder.
+    """
+    if model.info.architecture != "ChainedParamNet":
+        return model
+    training = model.info.training["first"]
+    info = replace(
+        model.info,
+        name=training.get("config", {}).get("name", model.info.name),
+        architecture="ParamNet",
+        arguments=dict(model.info.arguments["first"]),
+        training=dict(training),
+    )
+    return LoadedModel(model.network.first, info, model.path)
+
+
 def chain_models(first: LoadedModel, second: LoadedModel, name: str, version: str) -> tuple[ChainedParamNet, ModelInfo]:
-    """The chained network (weights copied from both stages) and its description."""
+    """The chained network (weights copied from both stages) and its description.
+
+    ``first`` may itself be a chained model: its first stage is taken (``first_stage``).
+    """
+    first = first_stage(first)
     setting = first.info.training.get("config", {}).get("target_setting")
     if first.info.architecture != "ParamNet" or first.info.training.get("variant") != "param" or not setting:
         raise MRSynthError(

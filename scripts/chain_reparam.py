@@ -3,6 +3,9 @@
     PYTHONPATH=. python scripts/chain_reparam.py RUN_P2D/model.pt reparam-default-sim --out CHAINED.pt
     PYTHONPATH=. python scripts/bundle_reparam.py CHAINED.pt
 
+FIRST may also be a chained model (the bundled ``reparam-param-sim``): its first stage is kept and
+SECOND replaces its Default-to-Param stage.
+
 The first stage is trained with ``configs/reparam-to-default-sim.yaml``; see mrsynth/reparam_chain.py.
 """
 
@@ -18,7 +21,7 @@ from mrsynth.reparam_chain import chain_models
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("first", help="Param-to-Default model (a checkpoint or registry name)")
+    parser.add_argument("first", help="Param-to-Default model, or a chained one to take the first stage of")
     parser.add_argument("second", help="Default-to-Param model (a checkpoint or registry name)")
     parser.add_argument("--out", type=Path, required=True, help="the chained checkpoint to write")
     parser.add_argument("--name", default="reparam-param-sim")

@@ -30,7 +30,7 @@ from mrsynth.training import load_config
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "models", nargs="+", help="registry names or checkpoint files (Param-Nets of the config's variant)"
+        "models", nargs="+", help="registry names or checkpoint files (Param-Nets of the config's variant, chained too)"
     )
     parser.add_argument("--config", required=True, help="a training config (a run's config.yaml) for data.val")
     parser.add_argument("--seeds", type=int, nargs="+", default=[22, 32, 99], help="one validation set each")
@@ -46,7 +46,7 @@ def main() -> None:
     models = {name: load_checkpoint(name) if name.endswith(".pt") else load_model(name) for name in args.models}
     declared = list(parameter_declaration(str(config["variant"])))
     for name, model in models.items():
-        if model.info.architecture != "ParamNet" or list(model.info.parameters) != declared:
+        if model.info.architecture not in ("ParamNet", "ChainedParamNet") or list(model.info.parameters) != declared:
             raise MRSynthError(
                 f"{name} is not a Param-Net of the config's variant ({config['variant']}, conditioned on "
                 f"{', '.join(declared)}): give models of that variant, or the config they were trained with"
