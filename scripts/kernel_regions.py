@@ -33,6 +33,11 @@ from mrsynth.volume_io import read_volume, to_paper
 BRAIN = ("gm", "wm", "csf")
 
 
+def exact(design: np.ndarray, observed: np.ndarray) -> tuple[float, ...]:
+    """The L1 kernel over thick voxels: ``design`` [N, 4] holds each one's thin slices, ``observed`` [N]."""
+    return exact_kernel(torch.from_numpy(design).reshape(1, -1), torch.from_numpy(observed)[None])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="gre-to-tse-sim", help="a High-to-low model (name or file)")
@@ -71,15 +76,9 @@ def main() -> None:
     for region, chosen in (("head", inside), ("brain", brain), ("head outside the brain", inside & ~brain)):
         y = target[chosen]
         fits = {
-            "single pass, exact": exact_kernel(
-                torch.from_numpy(plain[chosen]).reshape(1, -1), torch.from_numpy(y)[None]
-            ),
-            "flip-averaged, exact": exact_kernel(
-                torch.from_numpy(averaged[chosen]).reshape(1, -1), torch.from_numpy(y)[None]
-            ),
-            "true HR TSE, exact": exact_kernel(
-                torch.from_numpy(truth[chosen]).reshape(1, -1), torch.from_numpy(y)[None]
-            ),
+            "single pass, exact": exact(plain[chosen], y),
+            "flip-averaged, exact": exact(averaged[chosen], y),
+            "true HR TSE, exact": exact(truth[chosen], y),
             "single pass, mirrored pass as instruments": np.linalg.solve(
                 mirrored[chosen].T @ plain[chosen], mirrored[chosen].T @ y
             ),
