@@ -254,6 +254,7 @@ def cached(path: Path, compute: Callable[..., dict], *arguments: Any) -> dict:
     """``compute(*arguments)``'s JSON record, read from ``path`` if an earlier run wrote it."""
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)  # before the work, so that a missing folder cannot lose it
     record = compute(*arguments)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
