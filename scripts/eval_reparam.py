@@ -18,6 +18,9 @@ same Rician noise as the input, SNR 30, on the truth's scale, so that only the n
 without noise it would equal the truth exactly, PSNR inf).
 
     PYTHONPATH=. python scripts/eval_reparam.py --out runs/reparam_eval --doc docs/other-systems.md
+
+``--doc`` puts the table between the document's reparam-table markers and writes every number,
+``reparam_eval.json``, into the document's folder beside it, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from mrsynth.files import atomic_path
 from mrsynth.masks import normalise_p99
 from mrsynth.metrics import mae, psnr
 from mrsynth.models import load_model
@@ -157,15 +161,21 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(path: Path, table: str) -> None:
+def write_doc(path: Path, table: str, result: dict) -> None:
+    """The table between the document's markers, and every number in ``reparam_eval.json`` beside it."""
     text = path.read_text(encoding="utf-8")
     if START not in text or END not in text:
         raise SystemExit(f"{path} has no {START} ... {END} markers: add them to the re-parameterisation section")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
-    tmp.replace(path)
+    write_text(path.with_name("reparam_eval.json"), json.dumps(result, indent=1) + "\n")
+    write_text(path, f"{head}{START}\n{table}\n{END}{tail}")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file, so that an interrupted run leaves the old file whole."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def setting(text: str) -> dict[str, float]:
@@ -195,12 +205,12 @@ def main() -> None:
     result = evaluate(args.default_model, args.param_model, args.seed, others)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "reparam_eval.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_text(out / "reparam_eval.json", json.dumps(result, indent=1) + "\n")
     table = markdown(result)
-    (out / "table.md").write_text(table + "\n", encoding="utf-8")
+    write_text(out / "table.md", table + "\n")
     print(table)
     if args.doc:
-        write_doc(Path(args.doc), table)
+        write_doc(Path(args.doc), table, result)
 
 
 if __name__ == "__main__":
