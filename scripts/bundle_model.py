@@ -39,6 +39,12 @@ def metrics_table(metrics: dict, truth: str) -> str:
     return "\n".join(lines)
 
 
+def loss_name(training: dict) -> str:
+    """The validation loss as the run computed it: L1, plus the MIND term where the config weighted it."""
+    mind = float(training.get("config", {}).get("mind_weight") or 0.0)
+    return f"loss (L1 + {mind:g} MIND)" if mind else "L1"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="exported model.pt of a training run")
@@ -68,7 +74,7 @@ def main() -> None:
         + "\n\n## Training run\n\n"
         + f"- cases: train {', '.join(training['train_cases'])}; validation {', '.join(training['val_cases'])}\n"
         + f"- iterations: {training['iterations']}; "
-        + f"best validation L1 (p99-normalised): {training['best_val_loss']:.4f}\n"
+        + f"best validation {loss_name(training)} (p99-normalised): {training['best_val_loss']:.4f}\n"
         + f"- architecture: {info['architecture']} {json.dumps(info['arguments'])}\n"
         + f"- patch (SI AP LR): {info['patch']}; default stride: {info['stride']}; LR kernel: "
         + f"{[round(k, 4) for k in info['lr_kernel']]}; pair start: {training['pair_start']}\n"

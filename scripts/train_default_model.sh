@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Retrain the bundled model gre-to-tse-sim from scratch:
-# simulate SynthSeg subjects 01-15 (01-12 train, 13-15 validation), train in six stages
+# simulate SynthSeg subjects 01-15 (01-12 train, 13-15 validation), train in seven stages
 # (configs/gre-to-tse-sim.yaml, then configs/gre-to-tse-sim-stage2.yaml from its weights, then
-# configs/gre-to-tse-sim-aligned.yaml to configs/gre-to-tse-sim-aligned4.yaml under the aligned kernel scheme),
+# configs/gre-to-tse-sim-aligned.yaml to configs/gre-to-tse-sim-aligned4.yaml under the aligned kernel scheme,
+# then configs/gre-to-tse-sim-mind.yaml with the L1 + 0.1 MIND loss),
 # and bundle the result with a model card measured on the BrainWeb test subject.
 # Usage: scripts/train_default_model.sh [extra --set overrides for every stage, e.g. --set device=cuda]
 # A killed run continues where it stopped when the script is started again.
@@ -30,4 +31,5 @@ stage runs/gre-to-tse-sim-aligned configs/gre-to-tse-sim-aligned.yaml "$@"
 stage runs/gre-to-tse-sim-aligned2 configs/gre-to-tse-sim-aligned2.yaml "$@"
 stage runs/gre-to-tse-sim-aligned3 configs/gre-to-tse-sim-aligned3.yaml "$@"
 stage runs/gre-to-tse-sim-aligned4 configs/gre-to-tse-sim-aligned4.yaml "$@"
-python scripts/bundle_model.py runs/gre-to-tse-sim-aligned4/model.pt --card-intro docs/gre-to-tse-sim-card.md
+stage runs/gre-to-tse-sim-mind configs/gre-to-tse-sim-mind.yaml "$@"
+python scripts/bundle_model.py runs/gre-to-tse-sim-mind/model.pt --card-intro docs/gre-to-tse-sim-card.md
