@@ -25,12 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from .errors import MRSynthError
+from .files import atomic_path
 from .simulate import _rician, _tissue_se, load_spec, tissue_map, tissue_names
 from .volume_io import paper_axes, read_labels
 
@@ -160,7 +162,28 @@ class Anatomy:
 
     @classmethod
     def from_file(cls, path: str, atlas: str, slices: int | None = None) -> Anatomy:
+        """A label map, or an anatomy ``save`` wrote (``.npz``: for machines without SimpleITK)."""
+        if str(path).endswith(".npz"):
+            return cls.load(path, atlas, slices)
         return cls.from_labels(str(path), read_labels(path), atlas, slices)
+
+    def save(self, path: str | Path, atlas: str, slices: int | None) -> None:
+        """Write the tissue indices and head mask with the atlas and slice count they were made with."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            count = -1 if slices is None else slices
+            np.savez_compressed(handle, tissues=self.tissues, head=self.head, name=self.name, atlas=atlas, slices=count)
+
+    @classmethod
+    def load(cls, path: str | Path, atlas: str, slices: int | None = None) -> Anatomy:
+        """An anatomy ``save`` wrote; refused when it was made with another atlas or slice count."""
+        with np.load(path) as data:
+            made = (str(data["atlas"]), None if int(data["slices"]) < 0 else int(data["slices"]))
+            if made != (atlas, slices):
+                raise MRSynthError(
+                    f"{path} holds an anatomy made with atlas {made[0]} and slices {made[1]}, not {atlas} and "
+                    f"{slices}: write it again with scripts/export_anatomies.py or use the label map"
+                )
+            return cls(str(data["name"]), data["tissues"], data["head"].astype(bool))
 
 
 PERCENTILE_VOXELS = 50_000  # head voxels that stand in for the whole head in the 99th percentiles

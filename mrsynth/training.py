@@ -16,7 +16,7 @@ import glob
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,11 @@ RUN_DEFAULTS: dict[str, Any] = {
     "init_weights": None,
     "device": "auto",
     "threads": 0,
+    # processes that draw training batches beside the optimisation (0: drawn in the loop, so that a resumed
+    # run replays the interrupted one's data exactly; with workers a resumed run draws afresh)
+    "data_workers": 0,
+    # end the run after this many minutes of training, the cosine schedule spread over them (null: iterations)
+    "time_budget_minutes": None,
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -95,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 APPROACHES = ("high-to-low", "low-to-low")
-RESUME_OVERRIDABLE = {"iterations", "checkpoint_every", "device", "threads"}
+RESUME_OVERRIDABLE = {"iterations", "checkpoint_every", "device", "threads", "data_workers", "time_budget_minutes"}
 
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
 
@@ -195,6 +200,8 @@ class Trainer:
             self.network.parameters(), lr=float(config["learning_rate"]), weight_decay=float(config["weight_decay"])
         )
         self.iteration = 0
+        self.seconds_before = 0.0  # training time of the run's earlier sessions (a resumed run)
+        self.segment_start: float | None = None
         self.best_val = float("inf")
         self.stopper = self._early_stopping(config["early_stopping"])
         self.stopped_early = False
@@ -259,11 +266,14 @@ class Trainer:
         torch.nn.init.zeros_(silent.bias)
 
     def learning_rate(self) -> float:
-        """The rate for the next iteration; a function of the iteration alone, so resuming needs no state."""
+        """The rate for the next iteration; a function of the iteration (and, with a time budget, of the training
+        time, which checkpoints keep), so resuming needs no other state."""
         base = float(self.config["learning_rate"])
         if self.config["lr_schedule"] == "constant":
             return base
         progress = min(1.0, self.iteration / max(1, int(self.config["iterations"])))
+        if self.config.get("time_budget_minutes"):  # whichever runs out first: iterations or minutes
+            progress = max(progress, min(1.0, self.trained_seconds() / self.budget_seconds()))
         return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     def _pair_start(self) -> int:
@@ -365,6 +375,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "iteration": self.iteration,
             "best_val": self.best_val,
+            "seconds": self.trained_seconds(),
             "sampler": self.sampler.state(),
             "torch_rng": torch.get_rng_state(),
             "val_history": self.stopper.history if self.stopper else [],
@@ -381,11 +392,42 @@ class Trainer:
         self.optimizer.load_state_dict(extra["optimizer"])
         self.iteration = int(extra["iteration"])
         self.best_val = float(extra["best_val"])
+        self.seconds_before = float(extra.get("seconds", 0.0))
         self.sampler.restore(extra["sampler"])
         torch.set_rng_state(extra["torch_rng"])
         if self.stopper is not None:
             self.stopper.history = [float(v) for v in extra.get("val_history", [])]
         self.stopped_early = bool(extra.get("stopped_early", False))
+
+    def trained_seconds(self) -> float:
+        """Training time so far, earlier sessions of a resumed run included."""
+        running = time.time() - self.segment_start if self.segment_start is not None else 0.0
+        return self.seconds_before + running
+
+    def budget_seconds(self) -> float:
+        minutes = float(self.config["time_budget_minutes"])
+        if minutes <= 0:
+            raise MRSynthError(f"time_budget_minutes must be positive (or null for none), not {minutes}")
+        return 60.0 * minutes
+
+    def _batch_stream(self, size: int) -> Iterator[tuple]:
+        """Training batches, drawn in the loop or, with ``data_workers``, by that many processes beside it.
+
+        Why: on a GPU the simulation of batches on one CPU core, not the network, sets the pace. Each
+        worker draws from its own copy of the sampler, reseeded from the run's seed, the iteration the
+        stream starts at and the worker's index, so a run is reproducible for a given worker count.
+        """
+        workers = int(self.config["data_workers"])
+        if workers < 0:
+            raise MRSynthError(f"data_workers must be 0 (none) or more, not {workers}")
+        if workers == 0:
+            while True:
+                yield self.sampler.draw(size)
+        stream = _SamplerStream(self.sampler, size, [int(self.config["seed"]), self.iteration])
+        loader = torch.utils.data.DataLoader(
+            stream, batch_size=None, num_workers=workers, collate_fn=_unchanged, prefetch_factor=4
+        )
+        yield from loader
 
     def run(self, progress: ProgressCallback | None = None) -> Path:
         """Train to ``iterations``; returns the exported model (best validation loss, else last)."""
@@ -397,10 +439,11 @@ class Trainer:
         writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.iteration or None)
         self.network.train()
         batch = int(self.config["batch_size"])
-        started = time.time()
+        started = self.segment_start = time.time()
+        batches = self._batch_stream(batch)
         try:
             while self.iteration < total and not self.stopped_early:
-                x, y, k = self.sampler.draw(batch)
+                x, y, k = next(batches)
                 lr = self.learning_rate()
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -410,6 +453,8 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
                 self.iteration += 1
+                if self.config.get("time_budget_minutes") and self.trained_seconds() >= self.budget_seconds():
+                    total = self.iteration  # the time is spent: this is the last iteration
                 row = {"iteration": self.iteration, "train_loss": loss.item(), "val_loss": float("nan"), "lr": lr}
                 if self.iteration % self.iterations_per_epoch == 0 or self.iteration == total:
                     row["val_loss"] = self.validate()
@@ -429,11 +474,34 @@ class Trainer:
                 if progress is not None:
                     progress(self.iteration, total, row)
         finally:
+            batches.close()
             writer.close()
             log.close()
         best = self.run_dir / "checkpoints" / "best.pt"
         source = best if best.is_file() else self.run_dir / "checkpoints" / "last.pt"
         return export_model(source, self.run_dir / "model.pt")
+
+
+class _SamplerStream(torch.utils.data.IterableDataset):
+    """Endless batches of a sampler; each worker process reseeds its copy with ``seed`` and its index."""
+
+    def __init__(self, sampler: Any, size: int, seed: list[int]):
+        super().__init__()
+        self.sampler, self.size, self.seed = sampler, size, seed
+
+    def __iter__(self) -> Iterator[tuple]:
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        torch.set_num_threads(1)  # each worker is one of several processes; threads would only compete
+        # in place, since samplers may hold bound references to their generator
+        self.sampler.rng.bit_generator.state = np.random.default_rng([*self.seed, worker]).bit_generator.state
+        while True:
+            yield self.sampler.draw(self.size)
+
+
+def _unchanged(batch: tuple) -> tuple:
+    """The DataLoader's conversion step, left out: the loss functions take the sampler's numpy arrays."""
+    return batch
 
 
 class _CsvLog:

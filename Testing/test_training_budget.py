@@ -1,0 +1,95 @@
+"""Training beside data workers, and to a time budget: options for GPU runs, where simulating batches
+on one CPU core, not the network, sets the pace, and where device time is what is short."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from mrsynth.errors import MRSynthError
+from mrsynth.reparam_data import Anatomy
+from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamSampler, ReparamTrainer, train_reparam
+from mrsynth.training import _SamplerStream, load_config
+
+
+def _labels(shared_data) -> str:
+    return str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
+
+
+def _config(train: list[str], **settings) -> dict:
+    overrides = {"variant": "param", "data": {"train": train, "val": [], "slices": 4},
+                 "model": {"width": 4, "levels": 2}, "crop": 32, "batch_size": 4, "draws": 2, "iterations": 3,
+                 "threads": 1} | settings  # fmt: skip
+    return load_config(None, overrides, REPARAM_DEFAULTS)
+
+
+def test_an_anatomy_saved_as_arrays_loads_as_its_label_map_does_and_refuses_other_settings(shared_data, tmp_path):
+    anatomy = Anatomy.from_file(_labels(shared_data), "synthseg", 4)
+    path = tmp_path / "seg_01.npz"
+    anatomy.save(path, "synthseg", 4)
+    again = Anatomy.from_file(str(path), "synthseg", 4)
+    assert again.name == anatomy.name
+    assert np.array_equal(again.tissues, anatomy.tissues) and np.array_equal(again.head, anatomy.head)
+    with pytest.raises(MRSynthError, match="slices 4, not synthseg and 24"):
+        Anatomy.from_file(str(path), "synthseg", 24)
+    with pytest.raises(MRSynthError, match="not brainweb"):
+        Anatomy.from_file(str(path), "brainweb", 4)
+
+
+def test_each_worker_draws_its_own_reproducible_batches(shared_data, monkeypatch):
+    anatomy = Anatomy.from_file(_labels(shared_data), "synthseg", 4)
+    config = _config([])
+
+    def first_batches(worker: int, seed: list[int]) -> list:
+        sampler = ReparamSampler([anatomy], config, np.random.default_rng(0))
+        monkeypatch.setattr("torch.utils.data.get_worker_info", lambda: type("Info", (), {"id": worker})())
+        stream = iter(_SamplerStream(sampler, 4, seed))
+        return [next(stream) for _ in range(2)]
+
+    a, again, other, later = (
+        first_batches(0, [7, 0]),
+        first_batches(0, [7, 0]),
+        first_batches(1, [7, 0]),
+        first_batches(0, [7, 10]),
+    )
+    for x, y in zip(a, again, strict=True):
+        assert all(np.array_equal(u, v) for u, v in zip(x, y, strict=True))
+    # another worker, or a stream started at another iteration (a resumed run), draws other settings and crops
+    assert not np.array_equal(a[0][2], other[0][2]) and not np.array_equal(a[0][0], other[0][0])
+    assert not np.array_equal(a[0][2], later[0][2])
+
+
+def test_a_run_with_data_workers_trains_and_exports(shared_data, tmp_path):
+    from mrsynth.checkpoint import load_checkpoint
+
+    model = load_checkpoint(train_reparam(_config([_labels(shared_data)], data_workers=2), tmp_path / "run"))
+    assert model.info.training["iterations"] == 3
+    assert model.info.training["config"]["data_workers"] == 2
+
+
+def test_a_time_budget_ends_the_run_with_its_cosine_spent_and_is_resumable(shared_data, tmp_path):
+    from mrsynth.checkpoint import read_checkpoint
+    from mrsynth.training import train
+
+    config = _config([_labels(shared_data)], iterations=100000, time_budget_minutes=0.02, checkpoint_every=1000)
+    train_reparam(config, tmp_path / "run")
+    with open(tmp_path / "run" / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1 <= len(rows) < 100000  # stopped by the clock, not by the iterations
+    assert float(rows[-1]["lr"]) < 0.2 * float(config["learning_rate"])  # the cosine ran to its end
+    extra = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]
+    assert extra["iteration"] == len(rows) and extra["seconds"] >= 1.2
+    # resumed with a longer budget, the run goes on from its saved training time
+    train(resume=tmp_path / "run", resume_overrides={"time_budget_minutes": 0.04}, defaults=REPARAM_DEFAULTS,
+          trainer_class=ReparamTrainer)  # fmt: skip
+    more = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]
+    assert more["iteration"] > extra["iteration"] and 2.4 <= more["seconds"] < 2.4 + extra["seconds"]
+
+
+def test_bad_worker_counts_and_budgets_are_refused(shared_data, tmp_path):
+    with pytest.raises(MRSynthError, match="data_workers must be 0"):
+        train_reparam(_config([_labels(shared_data)], data_workers=-1), tmp_path / "a")
+    with pytest.raises(MRSynthError, match="time_budget_minutes must be positive"):
+        train_reparam(_config([_labels(shared_data)], time_budget_minutes=-1), tmp_path / "b")
