@@ -7,11 +7,12 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from mrsynth.errors import MRSynthError
 from mrsynth.reparam_data import Anatomy
 from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamSampler, ReparamTrainer, train_reparam
-from mrsynth.training import _SamplerStream, load_config
+from mrsynth.training import _SamplerStream, _unchanged, load_config
 
 
 def _labels(shared_data) -> str:
@@ -93,3 +94,24 @@ def test_bad_worker_counts_and_budgets_are_refused(shared_data, tmp_path):
         train_reparam(_config([_labels(shared_data)], data_workers=-1), tmp_path / "a")
     with pytest.raises(MRSynthError, match="time_budget_minutes must be positive"):
         train_reparam(_config([_labels(shared_data)], time_budget_minutes=-1), tmp_path / "b")
+
+
+class _ThreadCountingSampler:
+    """A stand-in sampler whose batches report the worker's thread counts (torch's and numpy's BLAS)."""
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+
+    def draw(self, size: int) -> tuple:
+        from threadpoolctl import threadpool_info
+
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        return np.full(size, torch.get_num_threads()), np.asarray(blas), None
+
+
+def test_data_workers_run_one_thread_each_numpy_blas_included():
+    loader = torch.utils.data.DataLoader(
+        _SamplerStream(_ThreadCountingSampler(), 2, [0, 0]), batch_size=None, num_workers=1, collate_fn=_unchanged
+    )
+    torch_threads, blas_threads, _ = next(iter(loader))
+    assert set(torch_threads) == {1} and blas_threads.size and set(blas_threads) == {1}
