@@ -494,7 +494,8 @@ class _SamplerStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         # each worker is one of several processes: threads would only compete. Numpy's BLAS counts too: on a
-        # 16-core GPU machine, 12 workers each with 16 BLAS threads drew batches 30 times slower than one thread
+        # 16-core GPU machine, 12 workers left at 16 BLAS threads each gave three runs one batch a second
+        # each (scripts/bench_worker_threads.py measures the effect)
         torch.set_num_threads(1)
         threadpool_limits(1)
         # in place, since samplers may hold bound references to their generator
