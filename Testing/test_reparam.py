@@ -567,35 +567,3 @@ def test_a_chained_model_rechains_its_first_stage_with_a_new_second(tmp_path):
         assert torch.allclose(rechained.eval()(x, c), chain_models(first, newer, "c", "2")[0].eval()(x, c))
         assert not torch.allclose(rechained(x, c), network.eval()(x, c))  # the second stage was replaced
     assert rinfo.version == "2" and rinfo.training["first"] == training
-
-
-def test_a_blend_starts_as_its_chain_and_its_fit_moves_only_the_blend(shared_data, tmp_path):
-    from mrsynth.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
-    from mrsynth.reparam_chain import chain_models, fit_blend, with_blend
-    from mrsynth.reparam_training import REPARAM_DEFAULTS
-    from mrsynth.training import load_config
-
-    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
-    network, info = chain_models(first, _stage("default", {"variant": "default"}, 3), "chained", "1")
-    chained = LoadedModel(network.eval(), info, None)
-    blended = with_blend(chained)
-    x = torch.rand(2, 1, 16, 16)
-    values = {"input_TR": 2000.0, "input_TE": 20.0, "TR": 6000.0, "TE": 100.0}
-    c = torch.tensor([condition_vector(parameter_declaration("param"), values)] * 2)
-    with torch.no_grad():
-        assert torch.equal(blended.network.eval()(x, c), network(x, c))  # zero weights: the chain itself
-    stages = {k: v.clone() for k, v in blended.network.state_dict().items() if not k.startswith("blend.")}
-    anatomy = Anatomy.from_file(str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz"), "synthseg", 4)
-    settings = {"variant": "param", "crop": 32, "batch_size": 4, "draws": 4, "val_patches": 8, "epoch_patches": 8}
-    config = load_config(None, settings, REPARAM_DEFAULTS)
-    fitted, history = fit_blend(blended, [anatomy], [anatomy], config, iterations=6, learning_rate=1e-2, seed=1)
-    after = fitted.network.state_dict()
-    assert all(torch.equal(stages[k], after[k]) for k in stages)  # the stages are frozen
-    best = min(history, key=lambda entry: entry[1])[0]  # the blend kept is the best validated one
-    assert bool(after["blend.2.weight"].abs().sum() > 0) == (best > 0)
-    assert [i for i, _ in history] == [0, 2, 4, 6] and fitted.info.training["blend"]["history"] == history
-    save_checkpoint(tmp_path / "blended.pt", fitted.network, fitted.info)
-    with torch.no_grad():
-        assert torch.allclose(load_checkpoint(tmp_path / "blended.pt").network(x, c), fitted.network(x, c))
-    with pytest.raises(MRSynthError, match="a blend corrects a ChainedParamNet"):
-        with_blend(first)

@@ -166,15 +166,9 @@ class ChainedParamNet(nn.Module):
     to the target TR/TE. Conditions are Param-to-Param's four (input_TR, input_TE, TR, TE), scaled;
     ``via`` is the fixed setting's two, scaled the same way. Both stages' outputs are in units of their
     own 99th percentile, which is how ``second`` expects its input.
-
-    ``blend`` (our addition) corrects the chain with the input itself: output = chain + w0 (x - chain)
-    + w1, where a small perceptron computes w0 and w1 from the four conditions (zero at the start, so
-    a chain given the blend starts as the chain). Next to the input's own contrast the input is nearly
-    the target, and the chain, which must rebuild it through the fixed setting, loses to rescaling
-    there; ``reparam_chain.fit_blend`` fits the perceptron with both stages frozen.
     """
 
-    def __init__(self, first: dict, second: dict, via: Sequence[float], blend: bool = False):
+    def __init__(self, first: dict, second: dict, via: Sequence[float]):
         super().__init__()
         self.first, self.second = ParamNet(**first), ParamNet(**second)
         if self.first.conditions != 4 or self.second.conditions != 2 or len(via) != 2:
@@ -185,11 +179,6 @@ class ChainedParamNet(nn.Module):
             )
         self.register_buffer("via", torch.tensor([float(v) for v in via], dtype=torch.float32), persistent=False)
         self.conditions = 4
-        self.blend = None
-        if blend:
-            self.blend = nn.Sequential(nn.Linear(4, 16), nn.LeakyReLU(_SLOPE), nn.Linear(16, 2))
-            nn.init.zeros_(self.blend[-1].weight)
-            nn.init.zeros_(self.blend[-1].bias)
 
     @property
     def size_multiple(self) -> int:
@@ -204,20 +193,9 @@ class ChainedParamNet(nn.Module):
             raise MRSynthError(
                 f"ChainedParamNet takes 4 conditioning values per image, got shape {tuple(conditions.shape)}"
             )
-        return self.blended(x, self.chain(x, conditions), conditions)
-
-    def chain(self, x: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        """The two stages alone."""
         via = self.via.to(conditions.dtype).expand(x.shape[0], -1)
         middle = self.first(x, torch.cat([conditions[:, :2], via], 1))
         return self.second(middle, conditions[:, 2:])
-
-    def blended(self, x: torch.Tensor, chained: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        """The chain's output corrected with the input (``blend``); unchanged without one."""
-        if self.blend is None:
-            return chained
-        weights = self.blend(conditions.to(chained.dtype))[:, :, None, None]
-        return chained + weights[:, :1] * (x - chained) + weights[:, 1:]
 
 
 class BoundParamNet(nn.Module):

@@ -9,19 +9,13 @@ trained on, which is checked here rather than trusted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
-
-import numpy as np
-import torch
 
 from .acquisition import condition_vector
 from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
 from .paramnet import ChainedParamNet
-from .reparam_data import DEFAULT_INPUT, Anatomy, parameter_declaration
-from .reparam_training import ReparamSampler, draw_groups, relative_mse
+from .reparam_data import DEFAULT_INPUT, parameter_declaration
 
 
 def first_stage(model: LoadedModel) -> LoadedModel:
@@ -85,71 +79,3 @@ def chain_models(first: LoadedModel, second: LoadedModel, name: str, version: st
         training={"variant": "param", "first": first.info.training, "second": second.info.training},
     )
     return network, info
-
-
-def with_blend(model: LoadedModel) -> LoadedModel:
-    """A chained model given a blend (``ChainedParamNet``'s ``blend``), starting as the chain itself."""
-    if model.info.architecture != "ChainedParamNet":
-        raise MRSynthError(f"{model.info.name} is a {model.info.architecture}: a blend corrects a ChainedParamNet")
-    arguments = dict(model.info.arguments) | {"blend": True}
-    network = ChainedParamNet(**arguments)
-    missing, unexpected = network.load_state_dict(model.network.state_dict(), strict=False)
-    if unexpected or any(not key.startswith("blend.") for key in missing):
-        raise MRSynthError(f"{model.info.name}'s weights do not fit a blended chain: {missing or unexpected}")
-    return LoadedModel(network, replace(model.info, arguments=arguments), model.path)
-
-
-def fit_blend(
-    model: LoadedModel,
-    train: list[Anatomy],
-    val: list[Anatomy],
-    config: dict[str, Any],
-    iterations: int,
-    learning_rate: float = 1.0e-3,
-    seed: int = 0,
-    progress: Callable[[int, int, float], None] | None = None,
-) -> tuple[LoadedModel, list[tuple[int, float]]]:
-    """Fit a chain's blend with both stages frozen: Adam on the relative MSE of ``config``'s draws.
-
-    Returns the model with the blend of the lowest validation loss (drawn once from ``val``, the
-    subjects' own tissues) and the validation history [(iteration, loss)], iteration 0 being the
-    chain alone. The stages run in evaluation mode and without gradients, so a fit takes minutes on a CPU.
-    """
-    model = model if model.network.blend is not None else with_blend(model)
-    network = model.network.eval()
-    network.requires_grad_(False)
-    network.blend.requires_grad_(True)
-    optimizer = torch.optim.Adam(network.blend.parameters(), lr=learning_rate)
-    size = int(config["batch_size"])
-    sampler = ReparamSampler(train, config, np.random.default_rng(seed))
-    checking = ReparamSampler(val, config, np.random.default_rng(seed + 1), augment=False)
-    batches = [checking.draw(size) for _ in range(max(1, int(config["val_patches"]) // size))]
-
-    def loss(x: np.ndarray, y: np.ndarray, k: np.ndarray) -> torch.Tensor:
-        xt, yt, kt = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(k)
-        with torch.no_grad():
-            chained = network.chain(xt, kt)
-        return relative_mse(network.blended(xt, chained, kt), yt, xt, draw_groups(k))
-
-    def validate() -> float:
-        with torch.no_grad():
-            return float(np.mean([float(loss(*batch)) for batch in batches]))
-
-    history = [(0, validate())]
-    best = (history[0][1], {k: v.clone() for k, v in network.blend.state_dict().items()})
-    every = max(1, int(config["epoch_patches"]) // size)
-    for iteration in range(1, iterations + 1):
-        value = loss(*sampler.draw(size))
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        if iteration % every == 0 or iteration == iterations:
-            history.append((iteration, validate()))
-            if history[-1][1] < best[0]:
-                best = (history[-1][1], {k: v.clone() for k, v in network.blend.state_dict().items()})
-        if progress is not None:
-            progress(iteration, iterations, float(value))
-    network.blend.load_state_dict(best[1])
-    record = {"blend": {"iterations": iterations, "learning_rate": learning_rate, "seed": seed, "history": history}}
-    info = replace(model.info, training=dict(model.info.training) | record)
-    return LoadedModel(network, info, model.path), history
