@@ -75,10 +75,13 @@ def test_a_time_budget_ends_the_run_with_its_cosine_spent_and_is_resumable(share
     from mrsynth.training import train
 
     config = _config([_labels(shared_data)], iterations=100000, time_budget_minutes=0.02, checkpoint_every=1000)
-    train_reparam(config, tmp_path / "run")
+    reports = []
+    train_reparam(config, tmp_path / "run", progress=lambda done, total, row: reports.append((done, total)))
     with open(tmp_path / "run" / "log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert 1 <= len(rows) < 100000  # stopped by the clock, not by the iterations
+    # progress bars get the iterations the clock allows, not the 100000 cap, and the last report is the end
+    assert all(done <= total < 100000 for done, total in reports) and reports[-1] == (len(rows), len(rows))
     base = float(config["learning_rate"])
     assert float(rows[-1]["lr"]) < 0.9 * base  # the clock, not the 100000 iterations, drove the cosine
     trainer = ReparamTrainer(config, tmp_path / "probe")

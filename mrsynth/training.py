@@ -411,6 +411,14 @@ class Trainer:
             raise MRSynthError(f"time_budget_minutes must be positive (or null for none), not {minutes}")
         return 60.0 * minutes
 
+    def _expected_total(self, total: int) -> int:
+        """The iterations the run will reach, for progress bars: with a time budget, projected from the pace
+        so far (the configured iterations are then only a cap, often far beyond reach)."""
+        if not self.config.get("time_budget_minutes") or self.iteration >= total:
+            return total
+        pace = self.iteration / max(self.trained_seconds(), 1e-9)
+        return int(min(total, max(self.iteration + 1, round(pace * self.budget_seconds()))))
+
     def _batch_stream(self, size: int) -> Iterator[tuple]:
         """Training batches, drawn in the loop or, with ``data_workers``, by that many processes beside it.
 
@@ -473,7 +481,7 @@ class Trainer:
                 if self.iteration % every == 0 or self.iteration == total:
                     self.save("last.pt")
                 if progress is not None:
-                    progress(self.iteration, total, row)
+                    progress(self.iteration, self._expected_total(total), row)
         finally:
             batches.close()
             writer.close()
