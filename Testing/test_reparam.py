@@ -473,6 +473,41 @@ def test_a_fixed_target_setting_trains_param_to_one_output_and_is_checked():
         ReparamSampler([anatomy], config | {"target_setting": {"TR": 4500}}, rng)
 
 
+def test_an_input_region_draws_that_fraction_of_inputs_in_its_box_and_is_checked():
+    anatomy, declared = _phantom_simulator().anatomy, parameter_declaration("param")
+    config = {"variant": "param", "crop": 32, "draws": 4, "batch_size": 4, "tr_scale": "log", "near_input": 0.0,
+              "target_setting": {"TR": 4500, "TE": 50}}  # fmt: skip
+    region = {"fraction": 0.5, "TR": [1500, 2500], "TE": [20, 30]}
+
+    def inputs(settings: dict, seed: int) -> np.ndarray:  # the scaled input TR, TE of 100 draws
+        sampler = ReparamSampler([anatomy], settings, np.random.default_rng(seed))
+        return np.concatenate([sampler.draw(4)[2] for _ in range(25)])[:, :2]
+
+    def inside(c: np.ndarray) -> np.ndarray:
+        tr = [scaled(v, declared["input_TR"]) for v in (1500, 2500)]
+        te = [scaled(v, declared["input_TE"]) for v in (20, 30)]
+        return (
+            (c[:, 0] >= tr[0] - 1e-6)
+            & (c[:, 0] <= tr[1] + 1e-6)
+            & (c[:, 1] >= te[0] - 1e-6)
+            & (c[:, 1] <= te[1] + 1e-6)
+        )
+
+    share = inside(inputs(config | {"input_region": region}, 1)).mean()
+    assert 0.35 < share < 0.75  # half the draws, plus the few (about 2.5 %) that the usual draw puts there
+    assert inside(inputs(config | {"input_region": region | {"fraction": 1.0}}, 1)).all()
+    assert np.array_equal(inputs(config, 2), inputs(config | {"input_region": None}, 2))  # off: the old draws
+    rng = np.random.default_rng(0)
+    with pytest.raises(MRSynthError, match="Default-to-Param's input setting is fixed"):
+        ReparamSampler([anatomy], config | {"variant": "default", "target_setting": None, "input_region": region}, rng)
+    with pytest.raises(MRSynthError, match="TE \\[10, 30\\] is not an increasing range inside \\[20, 1000\\] ms"):
+        ReparamSampler([anatomy], config | {"input_region": region | {"TE": [10, 30]}}, rng)
+    with pytest.raises(MRSynthError, match="fraction must be in \\(0, 1\\], not 1.5"):
+        ReparamSampler([anatomy], config | {"input_region": region | {"fraction": 1.5}}, rng)
+    with pytest.raises(MRSynthError, match="is not {fraction: F"):
+        ReparamSampler([anatomy], config | {"input_region": {"fraction": 0.5, "TR": [1500, 2500]}}, rng)
+
+
 def test_extracranial_shuffle_swaps_soft_tissue_properties_in_training_draws_only():
     names = tissue_names(SPEC)
     soft = [names.index(n) for n in ("fat", "muscle", "skin", "connective")]

@@ -4,7 +4,9 @@ Each batch is made on the fly: ``draws`` times a random training subject and ran
 (``reparam_data``), the input and the target computed on the subject's axial slices, and
 ``batch_size / draws`` random crops of them. Default-to-Param always acquires the input at TR 4.5 s,
 TE 50 ms and is conditioned on the target's TR/TE; Param-to-Param draws the input's TR/TE too and
-is conditioned on both; ``near_input`` draws that fraction of targets close to the input's setting.
+is conditioned on both; ``near_input`` draws that fraction of targets close to the input's setting;
+``input_region`` draws a fraction of Param-to-Param inputs uniformly in a TR x TE box, so that a corner
+the log-uniform draws reach rarely (PD-weighted inputs, short TR and TE) gets more training.
 ``target_setting`` fixes every Param-to-Param target at one setting (the first stage of
 ``paramnet.ChainedParamNet``); ``near_input`` then draws that fraction of inputs close to it.
 ``extracranial_shuffle`` gives that fraction of training draws (never validation draws) a random
@@ -64,6 +66,9 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "loss": "mse",  # mse (the paper) or relative_mse
     "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
     "near_input": 0.0,  # fraction of draws whose target lies near the input's setting (reparam_data.sample_near)
+    # Param-to-Param: that fraction of inputs drawn uniformly in a box (ms),
+    # e.g. {fraction: 0.3, TR: [1500, 2500], TE: [20, 30]}
+    "input_region": None,
     # fraction of training draws whose extra-cranial soft tissues swap properties (reparam_data.shuffled_tissues)
     "extracranial_shuffle": 0.0,
     # Param-to-Param to one fixed output setting ({TR: ms, TE: ms}), the first stage of a ChainedParamNet
@@ -101,6 +106,7 @@ class ReparamSampler(RandomSampler):
         self.near_input = float(config["near_input"])
         if not 0.0 <= self.near_input <= 1.0:
             raise MRSynthError(f"near_input is a fraction of the draws, from 0 to 1, not {self.near_input}")
+        self.region = input_region(config.get("input_region"), self.variant)
         self.shuffle = float(config.get("extracranial_shuffle", 0.0))
         if not 0.0 <= self.shuffle <= 1.0:
             raise MRSynthError(f"extracranial_shuffle is a fraction of the draws, from 0 to 1, not {self.shuffle}")
@@ -115,6 +121,13 @@ class ReparamSampler(RandomSampler):
         """Whether this draw's pair is near each other; no random draw when the option is off, so old runs replay."""
         return bool(self.near_input) and self.rng.random() < self.near_input
 
+    def _input_setting(self) -> dict[str, float]:
+        """A Param-to-Param input's setting: in ``input_region`` for that fraction of draws, else the usual draw;
+        no extra random draw when the option is off, so old runs replay."""
+        if self.region and self.rng.random() < self.region["fraction"]:
+            return {name: float(self.rng.uniform(*self.region[name])) for name in ("TR", "TE")}
+        return self.settings()
+
     def _order(self) -> np.ndarray | None:
         """This draw's tissue order, or None; no random draw when the option is off, so old runs replay."""
         if self.shuffle and self.rng.random() < self.shuffle:
@@ -127,9 +140,9 @@ class ReparamSampler(RandomSampler):
             simulator = self.simulators[int(self.rng.integers(len(self.simulators)))]
             if self.target_setting:  # one output setting; a near draw puts the input near it
                 target = dict(self.target_setting)
-                source = sample_near(self.rng, target) if self._near() else self.settings()
+                source = sample_near(self.rng, target) if self._near() else self._input_setting()
             else:
-                source = dict(DEFAULT_INPUT) if self.variant == "default" else self.settings()
+                source = dict(DEFAULT_INPUT) if self.variant == "default" else self._input_setting()
                 target = sample_near(self.rng, source) if self._near() else self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             order = self._order()
@@ -242,6 +255,29 @@ class ReparamTrainer(Trainer):
             | ({"output": "p99"} if self.maps else {}),
             training=self.training_record() | {"variant": variant, "snr": SNR},
         )
+
+
+def input_region(region: dict | None, variant: str) -> dict | None:
+    """``input_region`` checked: Param-to-Param only, a fraction in (0, 1], TR and TE ranges (ms) inside training's."""
+    if not region:
+        return None
+    if variant != "param":
+        raise MRSynthError("input_region draws Param-to-Param inputs: Default-to-Param's input setting is fixed")
+    try:
+        checked = {"fraction": float(region["fraction"])}
+        for name, (low, high) in (("TR", TR_RANGE), ("TE", TE_RANGE)):
+            a, b = (float(v) for v in region[name])
+            if not low <= a < b <= high:
+                raise ValueError(f"{name} [{a:g}, {b:g}] is not an increasing range inside [{low:g}, {high:g}] ms")
+            checked[name] = (a, b)
+    except (KeyError, TypeError, ValueError) as error:
+        raise MRSynthError(
+            f"input_region {region!r} is not {{fraction: F, TR: [low, high], TE: [low, high]}} with ranges inside the "
+            f"training ranges ({error})"
+        ) from None
+    if not 0.0 < checked["fraction"] <= 1.0:
+        raise MRSynthError(f"input_region's fraction must be in (0, 1], not {checked['fraction']}")
+    return checked
 
 
 def fixed_setting(setting: dict | None, variant: str) -> dict[str, float] | None:
