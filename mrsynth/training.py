@@ -178,6 +178,12 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.device = resolve_device(str(config["device"]))
+        if int(config["data_workers"]) < 0:
+            raise MRSynthError(f"data_workers must be 0 (none) or more, not {config['data_workers']}")
+        if config["time_budget_minutes"] is not None and float(config["time_budget_minutes"]) <= 0:
+            raise MRSynthError(
+                f"time_budget_minutes must be positive (or null for none), not {config['time_budget_minutes']}"
+            )
         if config["threads"]:
             torch.set_num_threads(int(config["threads"]))
 
@@ -406,10 +412,7 @@ class Trainer:
         return self.seconds_before + running
 
     def budget_seconds(self) -> float:
-        minutes = float(self.config["time_budget_minutes"])
-        if minutes <= 0:
-            raise MRSynthError(f"time_budget_minutes must be positive (or null for none), not {minutes}")
-        return 60.0 * minutes
+        return 60.0 * float(self.config["time_budget_minutes"])
 
     def _expected_total(self, total: int) -> int:
         """The iterations the run will reach, for progress bars: with a time budget, projected from the pace
@@ -427,8 +430,6 @@ class Trainer:
         stream starts at and the worker's index, so a run is reproducible for a given worker count.
         """
         workers = int(self.config["data_workers"])
-        if workers < 0:
-            raise MRSynthError(f"data_workers must be 0 (none) or more, not {workers}")
         if workers == 0:
             while True:
                 yield self.sampler.draw(size)
