@@ -123,3 +123,19 @@ def test_data_workers_run_one_thread_each_numpy_blas_included():
     )
     torch_threads, blas_threads, _ = next(iter(loader))
     assert set(torch_threads) == {1} and blas_threads.size and set(blas_threads) == {1}
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_leaves_its_last_checkpoint_intact(shared_data, tmp_path):
+    from mrsynth.checkpoint import read_checkpoint
+
+    labels = [_labels(shared_data)]
+    train_reparam(_config(labels, iterations=2, checkpoint_every=1), tmp_path / "good")
+    start = tmp_path / "good" / "checkpoints" / "last.pt"
+    # Adam moves every weight by about the learning rate: at 1e30 the output overflows within a few steps
+    config = _config(labels, iterations=50, checkpoint_every=1, learning_rate=1e30, init_weights=str(start))
+    with pytest.raises(MRSynthError, match=r"training diverged: the loss became (inf|nan) at iteration \d+") as error:
+        train_reparam(config, tmp_path / "run")
+    assert "lower learning_rate" in str(error.value) and "holds finite weights" in str(error.value)
+    last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    assert f"iteration {last['extra']['iteration']})" in str(error.value)

@@ -406,6 +406,20 @@ class Trainer:
             self.stopper.history = [float(v) for v in extra.get("val_history", [])]
         self.stopped_early = bool(extra.get("stopped_early", False))
 
+    def _diverged(self, loss: float) -> MRSynthError:
+        """The error for a non-finite loss, raised before the step, so that no checkpoint gets broken weights."""
+        last = self.run_dir / "checkpoints" / "last.pt"
+        where = (
+            f"its last checkpoint ({last}, iteration {read_checkpoint(last)['extra']['iteration']}) holds finite "
+            "weights: start a new run from it with --set init_weights=that file and a lower learning_rate"
+            if last.is_file()
+            else "no checkpoint was written yet: start again with a lower learning_rate"
+        )
+        return MRSynthError(
+            f"training diverged: the loss became {loss} at iteration {self.iteration + 1} (learning rate "
+            f"{self.learning_rate():.3g}); {where}, and check the training data for NaN or infinite values"
+        )
+
     def trained_seconds(self) -> float:
         """Training time so far, earlier sessions of a resumed run included."""
         running = time.time() - self.segment_start if self.segment_start is not None else 0.0
@@ -459,6 +473,8 @@ class Trainer:
                     group["lr"] = lr
                 flip = bool(self.config["flip"]) and self.iteration % 2 == 1
                 loss = self.loss(x, y, k, flip)
+                if not torch.isfinite(loss):
+                    raise self._diverged(float(loss.item()))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
