@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     from .simulate import add_simulate_parser
     from .superres import add_superres_parser
     from .synthesis import add_synthesize_parser
+    from .t2_map import add_t2_map_parser
     from .train_command import add_train_parser
     from .transfer import add_transfer_parser
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         add_grid_search_parser,
         add_synthesize_parser,
         add_superres_parser,
+        add_t2_map_parser,
         add_transfer_parser,
         add_ensemble_parser,
         add_evaluate_parser,
