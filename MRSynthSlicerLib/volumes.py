@@ -17,6 +17,8 @@ from mrsynth.errors import MRSynthError
 _LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 RE_COLOR_ID = "vtkMRMLPETProceduralColorNodePET-Heat"
 DSSIM_COLOR_ID = "vtkMRMLColorTableNodeIron"
+T2_COLOR_ID = "vtkMRMLColorTableNodeRainbow"
+T2_WINDOW_MS = (0.0, 200.0)
 OVERLAY_OPACITY = 0.5
 _COLOR_LOGICS: list[Any] = []  # a colour logic removes its default colour nodes when it is deleted
 

@@ -319,6 +319,27 @@ def test_back_projection_reaches_the_library_and_is_refused_for_synthesis(sr_reg
         )
 
 
+
+def test_t2_map_of_dess_echoes_matches_the_library_on_the_echoes_grid():
+    from mrsynth.dess import simulate_dess
+    from mrsynth.simulate import load_spec
+    from mrsynth.t2_map import DessProtocol, t2_map
+
+    dess = simulate_dess(to_paper(bundled_phantom())[60:90, 60:100, 60:100].astype(np.int64), "brainweb", load_spec())
+    images = {name: _oblique(sitk.GetImageFromArray(dess[name].astype(np.float32))) for name in ("S1", "S2", "T1")}
+    scene = slicer.vtkMRMLScene()
+    nodes = {name: volumes.add_volume(scene, image, f"DESS_{name}") for name, image in images.items()}
+    logic = SuperResolutionLogic(scene)
+    node = logic.t2Map(nodes["S1"], nodes["S2"], tr=23, te=7, flip=20, t1=nodes["T1"])
+    assert node.GetName() == "DESS_S1_T2map" and _geometry(node) == _geometry(nodes["S1"])
+    expected = t2_map(images["S1"], images["S2"], DessProtocol(23, 7, 20), images["T1"]).image
+    np.testing.assert_allclose(slicer.util.arrayFromVolume(node), sitk.GetArrayFromImage(expected), rtol=1e-6)
+    assert node.GetDisplayNode().GetColorNodeID() == volumes.T2_COLOR_ID
+    again = logic.t2Map(nodes["S1"], nodes["S2"], tr=23, te=7, flip=20, t1=500.0, outputVolume=node)
+    assert again is node and not np.allclose(slicer.util.arrayFromVolume(node), sitk.GetArrayFromImage(expected))
+    with pytest.raises(MRSynthError, match="need 0 < TE < TR"):
+        logic.t2Map(nodes["S1"], nodes["S2"], tr=7, te=23, flip=20, t1=500.0)
+
 # --- registration -----------------------------------------------------------------------------
 
 
