@@ -319,7 +319,6 @@ def test_back_projection_reaches_the_library_and_is_refused_for_synthesis(sr_reg
         )
 
 
-
 def test_t2_map_of_dess_echoes_matches_the_library_on_the_echoes_grid():
     from mrsynth.dess import simulate_dess
     from mrsynth.simulate import load_spec
@@ -339,6 +338,7 @@ def test_t2_map_of_dess_echoes_matches_the_library_on_the_echoes_grid():
     assert again is node and not np.allclose(slicer.util.arrayFromVolume(node), sitk.GetArrayFromImage(expected))
     with pytest.raises(MRSynthError, match="need 0 < TE < TR"):
         logic.t2Map(nodes["S1"], nodes["S2"], tr=7, te=23, flip=20, t1=500.0)
+
 
 # --- registration -----------------------------------------------------------------------------
 

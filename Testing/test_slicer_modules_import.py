@@ -43,6 +43,7 @@ def stand_ins(monkeypatch):
     wrapper.parameterNodeWrapper = lambda cls: cls
     wrapper.Choice = type("Choice", (_Validator,), {})
     wrapper.Minimum = type("Minimum", (_Validator,), {})
+    wrapper.WithinRange = type("WithinRange", (_Validator,), {})
     qt = types.ModuleType("qt")
     qt.QTimer = object
     connected = []

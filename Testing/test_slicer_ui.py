@@ -129,6 +129,11 @@ def test_every_parameter_is_bound_to_one_fitting_widget(app, module):
             assert cls == "QCheckBox"
         elif "int" in annotation:
             assert cls == "QSpinBox"
+        elif "float" in annotation:
+            assert cls == "QDoubleSpinBox"  # the exact class parameterNodeWrapper connects to a float
+            low, high = (float(v) for v in re.search(r"WithinRange\((.*), (.*)\)", annotation).groups())
+            assert float(_property(element, "minimum").findtext("double")) == low
+            assert float(_property(element, "maximum").findtext("double")) == high
         elif "Choice" in annotation:
             assert cls == "QComboBox"
             choices = re.search(r"Choice\(\[(.*)\]\)", annotation).group(1)
