@@ -125,7 +125,7 @@ def test_data_workers_run_one_thread_each_numpy_blas_included():
     assert set(torch_threads) == {1} and blas_threads.size and set(blas_threads) == {1}
 
 
-def test_a_diverging_run_stops_with_a_clear_error_and_leaves_its_last_checkpoint_intact(shared_data, tmp_path):
+def test_a_diverging_run_stops_with_a_clear_error_naming_its_last_finite_checkpoint(shared_data, tmp_path):
     from mrsynth.checkpoint import read_checkpoint
 
     labels = [_labels(shared_data)]
@@ -139,3 +139,6 @@ def test_a_diverging_run_stops_with_a_clear_error_and_leaves_its_last_checkpoint
     last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
     assert f"iteration {last['extra']['iteration']})" in str(error.value)
+    # diverging before any checkpoint: nothing to go on from, and the message says so
+    with pytest.raises(MRSynthError, match="no checkpoint with finite weights was written"):
+        train_reparam(_config(labels, iterations=50, checkpoint_every=1000, learning_rate=1e30), tmp_path / "fresh")

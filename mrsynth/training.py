@@ -407,14 +407,18 @@ class Trainer:
         self.stopped_early = bool(extra.get("stopped_early", False))
 
     def _diverged(self, loss: float) -> MRSynthError:
-        """The error for a non-finite loss, raised before the step, so that no checkpoint gets broken weights."""
+        """The error for a non-finite loss, raised before the step, and where to go on from."""
         last = self.run_dir / "checkpoints" / "last.pt"
-        where = (
-            f"its last checkpoint ({last}, iteration {read_checkpoint(last)['extra']['iteration']}) holds finite "
-            "weights: start a new run from it with --set init_weights=that file and a lower learning_rate"
-            if last.is_file()
-            else "no checkpoint was written yet: start again with a lower learning_rate"
-        )
+        saved = read_checkpoint(last) if last.is_file() else None
+        if saved is not None and all(
+            torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point()
+        ):
+            where = (
+                f"its last checkpoint ({last}, iteration {saved['extra']['iteration']}) holds finite weights: start "
+                "a new run from it with --set init_weights=that file and a lower learning_rate"
+            )
+        else:
+            where = "no checkpoint with finite weights was written: start again with a lower learning_rate"
         return MRSynthError(
             f"training diverged: the loss became {loss} at iteration {self.iteration + 1} (learning rate "
             f"{self.learning_rate():.3g}); {where}, and check the training data for NaN or infinite values"
