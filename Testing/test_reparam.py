@@ -602,3 +602,31 @@ def test_a_chained_model_rechains_its_first_stage_with_a_new_second(tmp_path):
         assert torch.allclose(rechained.eval()(x, c), chain_models(first, newer, "c", "2")[0].eval()(x, c))
         assert not torch.allclose(rechained(x, c), network.eval()(x, c))  # the second stage was replaced
     assert rinfo.version == "2" and rinfo.training["first"] == training
+
+
+def test_residual_transfer_adds_what_the_chain_misses_of_its_input(tmp_path):
+    from mrsynth.checkpoint import load_checkpoint, save_checkpoint
+    from mrsynth.reparam_chain import chain_models
+
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    second = _stage("default", {"variant": "default"}, 3)
+    plain, _ = chain_models(first, second, "chained", "1")
+    network, info = chain_models(first, second, "chained", "1", detail_weight=0.5)
+    assert info.arguments["detail_weight"] == 0.5 and info.normalisation["output"] == "p99"
+    declared = parameter_declaration("param")
+    source = {"input_TR": 2000.0, "input_TE": 20.0}
+    c = torch.tensor([condition_vector(declared, source | {"TR": 9000.0, "TE": 200.0})])
+    at_input = torch.tensor([condition_vector(declared, source | {"TR": 2000.0, "TE": 20.0})])
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        plain, network = plain.eval(), network.eval()
+        missed = x - plain(x, at_input)  # the chain's own residual at the input's setting
+        assert torch.allclose(network(x, c), plain(x, c) + 0.5 * missed, atol=1e-6)
+        # with the whole residual, rendering at the input's own setting gives the input back
+        whole = chain_models(first, second, "chained", "1", detail_weight=1.0)[0].eval()
+        assert torch.allclose(whole(x, at_input), x, atol=1e-6)
+        save_checkpoint(tmp_path / "transfer.pt", network, info)
+        assert torch.allclose(load_checkpoint(tmp_path / "transfer.pt").network(x, c), network(x, c))
+    assert "detail_weight" not in chain_models(first, second, "chained", "1")[1].arguments  # older checkpoints alike
+    with pytest.raises(MRSynthError, match="detail_weight 1.5 is outside"):
+        chain_models(first, second, "chained", "1", detail_weight=1.5)

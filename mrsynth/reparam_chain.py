@@ -37,10 +37,15 @@ def first_stage(model: LoadedModel) -> LoadedModel:
     return LoadedModel(model.network.first, info, model.path)
 
 
-def chain_models(first: LoadedModel, second: LoadedModel, name: str, version: str) -> tuple[ChainedParamNet, ModelInfo]:
+def chain_models(
+    first: LoadedModel, second: LoadedModel, name: str, version: str, detail_weight: float = 0.0
+) -> tuple[ChainedParamNet, ModelInfo]:
     """The chained network (weights copied from both stages) and its description.
 
     ``first`` may itself be a chained model: its first stage is taken (``first_stage``).
+    ``detail_weight`` > 0 adds the chain's residual at the input's own setting
+    (``ChainedParamNet``); the output is then divided by its own 99th percentile, as the stages'
+    outputs are.
     """
     first = first_stage(first)
     setting = first.info.training.get("config", {}).get("target_setting")
@@ -59,14 +64,15 @@ def chain_models(first: LoadedModel, second: LoadedModel, name: str, version: st
             f"TR {DEFAULT_INPUT['TR']:g} ms, TE {DEFAULT_INPUT['TE']:g} ms: train the first with that target_setting"
         )
     via = condition_vector(parameter_declaration("default"), DEFAULT_INPUT)
-    network = ChainedParamNet(first.info.arguments, second.info.arguments, via)
+    network = ChainedParamNet(first.info.arguments, second.info.arguments, via, detail_weight)
     network.first.load_state_dict(first.network.state_dict())
     network.second.load_state_dict(second.network.state_dict())
     info = ModelInfo(
         name=name,
         version=version,
         architecture="ChainedParamNet",
-        arguments={"first": first.info.arguments, "second": second.info.arguments, "via": via},
+        arguments={"first": first.info.arguments, "second": second.info.arguments, "via": via}
+        | ({"detail_weight": float(detail_weight)} if detail_weight else {}),
         inputs=list(first.info.inputs),
         output=second.info.output,
         voxel_size=list(first.info.voxel_size),
@@ -75,7 +81,7 @@ def chain_models(first: LoadedModel, second: LoadedModel, name: str, version: st
         approach=first.info.approach,
         task=first.info.task,
         parameters=first.info.parameters,
-        normalisation=dict(second.info.normalisation),
+        normalisation=dict(second.info.normalisation) | ({"output": "p99"} if detail_weight else {}),
         training={"variant": "param", "first": first.info.training, "second": second.info.training},
     )
     return network, info
