@@ -1,0 +1,82 @@
+"""Choose a chained Param-to-Param model's residual-transfer weight without the test phantom.
+
+Residual transfer (``paramnet.ChainedParamNet``'s ``detail_weight`` w) adds w times what the chain
+misses of its input, ``x - chain(input's own setting)``, to ``chain(target)``. It needs no training,
+so w is a choice, and this script makes it on validation subjects: each is simulated and scored as
+``scripts/eval_reparam.py`` scores the phantom (24 axial slices, inputs at TR 4.5 s / TE 50 ms,
+TR 2 s / TE 20 ms and TR 8 s / TE 120 ms with the same noise seed, 20 targets, PSNR inside the head
+against the best linear map of the input). The residual is added after the network, from the chain
+run without it, and the sum divided by its 99th percentile inside the head, so one run scores every
+w. ``--slope`` multiplies the residual by the slope of a line fitted from the chain at the input's
+setting to the chain at the target (over the head), a per-image alternative to a fixed sign.
+
+    PYTHONPATH=. python scripts/eval_reparam_transfer.py CHAINED.pt \\
+        ../shared/data/synthseg_labels/training_seg_14.nii.gz --weights 0 0.25 0.5 0.75 --json OUT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from eval_reparam import TES, TRS, _lower, _p2p, linear_baseline, run_model, scores
+
+from mrsynth.masks import normalise_p99
+from mrsynth.models import load_model
+from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, acquire, grid_settings, noise_free, tissue_signals
+from mrsynth.simulate import bundled_phantom, load_spec
+
+INPUTS = [DEFAULT_INPUT, {"TR": 2000.0, "TE": 20.0}, {"TR": 8000.0, "TE": 120.0}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a chained Param-to-Param model without detail_weight (file or registry name)")
+    parser.add_argument("subject", help="a SynthSeg label map, or brainweb: the test phantom (look, don't choose)")
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    parser.add_argument("--slope", action="store_true", help="scale the residual by the fitted slope too")
+    parser.add_argument("--json", required=True, help="every row, per input and weight")
+    args = parser.parse_args()
+    spec = load_spec()
+    psf = float(spec["acquisition"]["psf_sigma_voxels"])
+    if args.subject == "brainweb":
+        anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
+    else:
+        anatomy = Anatomy.from_file(args.subject, "synthseg", 24)
+    head = anatomy.head
+    rng = np.random.default_rng(1)
+    signals = [tissue_signals(**_lower(source), spec=spec) for source in INPUTS]
+    inputs = [acquire(noise_free(anatomy.tissues, signal, psf), head, rng) for signal in signals]
+    model = load_model(args.model)
+    at_input = [run_model(model, x, _p2p(source, source)) for source, x in zip(INPUTS, inputs, strict=True)]
+    normalised = [normalise_p99(x, head)[0] for x in inputs]
+    rows = []
+    for target in grid_settings(TRS, TES):
+        clean = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
+        truth, _ = normalise_p99(clean, head)
+        row = {"TR": target["TR"], "TE": target["TE"]}
+        for k, (source, x) in enumerate(zip(INPUTS, inputs, strict=True)):
+            chain = run_model(model, x, _p2p(source, target))
+            residual = normalised[k] - at_input[k]
+            if args.slope:
+                residual = residual * float(np.polyfit(at_input[k][head], chain[head], 1)[0])
+            row[f"input {k}"] = {"baseline": scores(linear_baseline(x, truth, head), truth, head)["psnr"]} | {
+                str(w): scores(normalise_p99(chain + w * residual, head)[0] if w else chain, truth, head)["psnr"]
+                for w in args.weights
+            }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    with open(args.json, "w", encoding="utf-8") as handle:
+        json.dump({"model": args.model, "subject": args.subject, "slope": args.slope, "rows": rows}, handle, indent=1)
+    for k, source in enumerate(INPUTS):
+        summary = {
+            w: (sum(r[f"input {k}"][str(w)] > r[f"input {k}"]["baseline"] for r in rows),
+                round(float(np.mean([r[f"input {k}"][str(w)] for r in rows])), 2))
+            for w in args.weights
+        }  # fmt: skip
+        print(f"input TR {source['TR']:g} TE {source['TE']:g}: weight -> (wins of 20, mean PSNR dB) {summary}")
+
+
+if __name__ == "__main__":
+    main()
