@@ -44,8 +44,8 @@ def chain_models(
 
     ``first`` may itself be a chained model: its first stage is taken (``first_stage``).
     ``detail_weight`` > 0 adds the chain's residual at the input's own setting
-    (``ChainedParamNet``); the output is then divided by its own 99th percentile, as the stages'
-    outputs are.
+    (``ChainedParamNet``); ``synthesize`` then divides the output by its own 99th percentile inside
+    the body, the units the stages were trained to give.
     """
     first = first_stage(first)
     setting = first.info.training.get("config", {}).get("target_setting")
