@@ -34,6 +34,7 @@ from mrsynth.reparam_data import (
 from mrsynth.reparam_training import ReparamSampler
 from mrsynth.simulate import bundled_phantom, load_spec, tissue_names
 from mrsynth.synthesis import synthesize
+from mrsynth.volume_io import to_paper
 
 SPEC = load_spec()
 
@@ -604,29 +605,48 @@ def test_a_chained_model_rechains_its_first_stage_with_a_new_second(tmp_path):
     assert rinfo.version == "2" and rinfo.training["first"] == training
 
 
-def test_residual_transfer_adds_what_the_chain_misses_of_its_input(tmp_path):
+def test_residual_transfer_adds_what_the_chain_misses_of_its_input_scaled_by_the_contrast_slope():
+    from mrsynth.reparam_chain import residual_transfer
+
+    rng = np.random.default_rng(0)
+    at_input = rng.random((4, 8, 8))
+    image = at_input + 0.05 * rng.standard_normal(at_input.shape)  # detail and noise the chain missed
+    body = np.ones(at_input.shape, bool)
+    # at the input's own contrast (slope 1) the whole residual gives the input back
+    np.testing.assert_allclose(residual_transfer(at_input, at_input, image, body, 1.0), image, atol=1e-12)
+    # an inverted contrast (slope -2) carries the residual inverted and scaled
+    inverted = 3.0 - 2.0 * at_input
+    np.testing.assert_allclose(
+        residual_transfer(inverted, at_input, image, body, 0.5), inverted - 1.0 * (image - at_input), atol=1e-9
+    )
+
+
+def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_renderings(tmp_path):
     from mrsynth.checkpoint import load_checkpoint, save_checkpoint
-    from mrsynth.reparam_chain import chain_models
+    from mrsynth.masks import normalise_p99
+    from mrsynth.reparam_chain import chain_models, residual_transfer
 
     first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
     second = _stage("default", {"variant": "default"}, 3)
-    plain, _ = chain_models(first, second, "chained", "1")
-    network, info = chain_models(first, second, "chained", "1", detail_weight=0.5)
-    assert info.arguments["detail_weight"] == 0.5 and info.normalisation["output"] == "p99"
-    declared = parameter_declaration("param")
+    network, info = chain_models(first, second, "chained", "1", residual_transfer=0.5)
+    assert info.normalisation["residual_transfer"] == 0.5 and info.normalisation["output"] == "p99"
+    save_checkpoint(tmp_path / "transfer.pt", network, info)
+    plain = chain_models(first, second, "chained", "1")
+    assert "residual_transfer" not in plain[1].normalisation
+    save_checkpoint(tmp_path / "plain.pt", *plain)
+    image = _head_image()
     source = {"input_TR": 2000.0, "input_TE": 20.0}
-    c = torch.tensor([condition_vector(declared, source | {"TR": 9000.0, "TE": 200.0})])
-    at_input = torch.tensor([condition_vector(declared, source | {"TR": 2000.0, "TE": 20.0})])
-    x = torch.rand(1, 1, 16, 16)
-    with torch.no_grad():
-        plain, network = plain.eval(), network.eval()
-        missed = x - plain(x, at_input)  # the chain's own residual at the input's setting
-        assert torch.allclose(network(x, c), plain(x, c) + 0.5 * missed, atol=1e-6)
-        # with the whole residual, rendering at the input's own setting gives the input back
-        whole = chain_models(first, second, "chained", "1", detail_weight=1.0)[0].eval()
-        assert torch.allclose(whole(x, at_input), x, atol=1e-6)
-        save_checkpoint(tmp_path / "transfer.pt", network, info)
-        assert torch.allclose(load_checkpoint(tmp_path / "transfer.pt").network(x, c), network(x, c))
-    assert "detail_weight" not in chain_models(first, second, "chained", "1")[1].arguments  # older checkpoints alike
-    with pytest.raises(MRSynthError, match="detail_weight 1.5 is outside"):
-        chain_models(first, second, "chained", "1", detail_weight=1.5)
+    target = source | {"TR": 9000.0, "TE": 200.0}
+    result = synthesize(load_checkpoint(tmp_path / "transfer.pt"), [image], parameters=target, device="cpu")
+    runs = {
+        name: synthesize(load_checkpoint(tmp_path / "plain.pt"), [image], parameters=values, device="cpu")
+        for name, values in (("target", target), ("own", source | {"TR": 2000.0, "TE": 20.0}))
+    }
+    body = to_paper(runs["target"].mask) > 0
+    x = to_paper(image) / runs["target"].scales[0]
+    moved = residual_transfer(to_paper(runs["target"].hr), to_paper(runs["own"].hr), x, body, 0.5)
+    expected = normalise_p99(moved, body)[0]
+    np.testing.assert_allclose(to_paper(result.hr), expected, rtol=1e-5, atol=1e-5)
+    assert len(result.reports) == 4  # both renderings, each with its mirrored pass
+    with pytest.raises(MRSynthError, match="residual_transfer 1.5 is outside"):
+        chain_models(first, second, "chained", "1", residual_transfer=1.5)

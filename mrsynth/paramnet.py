@@ -166,20 +166,10 @@ class ChainedParamNet(nn.Module):
     to the target TR/TE. Conditions are Param-to-Param's four (input_TR, input_TE, TR, TE), scaled;
     ``via`` is the fixed setting's two, scaled the same way. Both stages' outputs are in units of their
     own 99th percentile, which is how ``second`` expects its input.
-
-    ``detail_weight`` w > 0 adds w times what the chain misses of the input itself:
-    ``second(middle, target) + w (x - second(middle, input setting))``. Why: the chain passes through
-    another contrast, so next to the input's own setting, where the input rescaled is nearly the
-    target, it loses detail and noise that the input still holds; rendered at the input's own setting
-    the chain shows what it lost, and that residual carries over. At the input's setting with w = 1
-    the output is the input. Our addition (docs/other-systems.md, "Residual transfer").
     """
 
-    def __init__(self, first: dict, second: dict, via: Sequence[float], detail_weight: float = 0.0):
+    def __init__(self, first: dict, second: dict, via: Sequence[float]):
         super().__init__()
-        if not 0.0 <= float(detail_weight) <= 1.0:
-            raise MRSynthError(f"detail_weight {detail_weight} is outside [0, 1]: 0 is the plain chain")
-        self.detail_weight = float(detail_weight)
         self.first, self.second = ParamNet(**first), ParamNet(**second)
         if self.first.conditions != 4 or self.second.conditions != 2 or len(via) != 2:
             raise MRSynthError(
@@ -205,10 +195,7 @@ class ChainedParamNet(nn.Module):
             )
         via = self.via.to(conditions.dtype).expand(x.shape[0], -1)
         middle = self.first(x, torch.cat([conditions[:, :2], via], 1))
-        out = self.second(middle, conditions[:, 2:])
-        if self.detail_weight:
-            out = out + self.detail_weight * (x - self.second(middle, conditions[:, :2]))
-        return out
+        return self.second(middle, conditions[:, 2:])
 
 
 class BoundParamNet(nn.Module):

@@ -32,6 +32,7 @@ from .masks import body_mask, normalise_p99
 from .normalisation import METHOD as AFFINE_METHOD
 from .normalisation import invariant_mask, normalise_affine, standardise
 from .paramnet import BoundParamNet
+from .reparam_chain import residual_transfer
 from .tiling import DEFAULT_MEMORY_GB, check_stride
 from .volume_io import check_same_grid, check_volume, from_paper, paper_spacing, to_paper
 
@@ -219,13 +220,16 @@ def synthesize(
     else:
         padded_mask = mask_array
 
-    network = model.network
-    if values:  # a 2D Param-Net, run slice by slice with its parameter values bound
-        network = BoundParamNet(model.network, condition_vector(info.parameters, values))
-    network = network.to(torch_device).eval()
-    passes = 2 if flip_average else 1
+    def bound(settings: dict[str, float]) -> Any:
+        network = model.network
+        if settings:  # a 2D Param-Net, run slice by slice with its parameter values bound
+            network = BoundParamNet(model.network, condition_vector(info.parameters, settings))
+        return network.to(torch_device).eval()
 
-    def run(volume: np.ndarray, body: np.ndarray, lr_kernel: LrKernels | None, done_passes: int) -> Any:
+    transfer = float(info.normalisation.get("residual_transfer", 0.0))
+    passes = (2 if flip_average else 1) * (2 if transfer else 1)
+
+    def run(network: Any, volume: np.ndarray, body: np.ndarray, lr_kernel: LrKernels | None, done_passes: int) -> Any:
         def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done + done_passes * total, passes * total)
@@ -243,18 +247,31 @@ def synthesize(
             progress=report,
         )
 
-    hr, lr, first = run(x, padded_mask, kernel, 0)
-    reports = [first]
-    if flip_average:
-        # The mirrored pass: LR reversed (with the whole padded LR axis, so thick-slice groups stay
-        # aligned), the kernel mirrored with it, and both outputs reversed back before averaging.
-        mirrored_kernel = None if kernel is None else mirrored_configurations(kernel)
-        hr_f, lr_f, second = run(
-            np.ascontiguousarray(x[..., ::-1]), np.ascontiguousarray(padded_mask[..., ::-1]), mirrored_kernel, 1
-        )
-        reports.append(second)
-        hr = (hr + hr_f[..., ::-1]) / 2
-        lr = None if lr is None else (lr + lr_f[..., ::-1]) / 2
+    def predict(network: Any, done_passes: int) -> tuple[np.ndarray, np.ndarray | None, list]:
+        hr, lr, first = run(network, x, padded_mask, kernel, done_passes)
+        reports = [first]
+        if flip_average:
+            # The mirrored pass: LR reversed (with the whole padded LR axis, so thick-slice groups stay
+            # aligned), the kernel mirrored with it, and both outputs reversed back before averaging.
+            mirrored_kernel = None if kernel is None else mirrored_configurations(kernel)
+            hr_f, lr_f, second = run(
+                network,
+                np.ascontiguousarray(x[..., ::-1]),
+                np.ascontiguousarray(padded_mask[..., ::-1]),
+                mirrored_kernel,
+                done_passes + 1,
+            )
+            reports.append(second)
+            hr = (hr + hr_f[..., ::-1]) / 2
+            lr = None if lr is None else (lr + lr_f[..., ::-1]) / 2
+        return hr, lr, reports
+
+    hr, lr, reports = predict(bound(values), 0)
+    if transfer:  # a chained Param-to-Param model: also rendered at its input's own setting
+        own = values | {"TR": values["input_TR"], "TE": values["input_TE"]}
+        at_input, _, more = predict(bound(own), passes // 2)
+        reports += more
+        hr = residual_transfer(hr, at_input, x, padded_mask[None], transfer)
     if hr.shape[0] != 1:
         raise MRSynthError(f"model {info.name} gives {hr.shape[0]} output channels where 1 ({info.output}) is expected")
     if info.normalisation.get("output") == "p99":  # the output's scale follows the input's (tissue_maps): fix it

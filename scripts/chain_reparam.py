@@ -27,11 +27,11 @@ def main() -> None:
     parser.add_argument("--name", default="reparam-param-sim")
     parser.add_argument("--version", default="3")
     parser.add_argument(
-        "--detail-weight", type=float, default=0.0, help="add this share of the chain's residual at the input's setting"
+        "--residual-transfer", type=float, default=0.0, help="the share of what the chain misses of its input to add"
     )
     args = parser.parse_args()
     network, info = chain_models(
-        load_model(args.first), load_model(args.second), args.name, args.version, args.detail_weight
+        load_model(args.first), load_model(args.second), args.name, args.version, args.residual_transfer
     )
     print(f"wrote {save_checkpoint(args.out, network, info)}: {info.name} version {info.version}")
 

@@ -1,14 +1,17 @@
 """Choose a chained Param-to-Param model's residual-transfer weight without the test phantom.
 
-Residual transfer (``paramnet.ChainedParamNet``'s ``detail_weight`` w) adds w times what the chain
-misses of its input, ``x - chain(input's own setting)``, to ``chain(target)``. It needs no training,
-so w is a choice, and this script makes it on validation subjects: each is simulated and scored as
-``scripts/eval_reparam.py`` scores the phantom (24 axial slices, inputs at TR 4.5 s / TE 50 ms,
-TR 2 s / TE 20 ms and TR 8 s / TE 120 ms with the same noise seed, 20 targets, PSNR inside the head
-against the best linear map of the input). The residual is added after the network, from the chain
-run without it, and the sum divided by its 99th percentile inside the head, so one run scores every
-w. ``--slope`` multiplies the residual by the slope of a line fitted from the chain at the input's
-setting to the chain at the target (over the head), a per-image alternative to a fixed sign.
+Residual transfer (``reparam_chain.residual_transfer``, applied by ``synthesize`` to a chain built
+with ``scripts/chain_reparam.py --residual-transfer W``) adds w times what the chain misses of its
+input, ``x - chain(input's own setting)``, scaled by the slope from that rendering to
+``chain(target)``. It needs no training, so w (and whether to scale by the slope) is a choice, made
+here on validation subjects: each is simulated and scored as ``scripts/eval_reparam.py`` scores the
+phantom (24 axial slices, inputs at TR 4.5 s / TE 50 ms, TR 2 s / TE 20 ms and TR 8 s / TE 120 ms
+with the same noise seed, 20 targets, PSNR inside the head against the best linear map of the
+input). The residual is added after the network, from the chain run without it, and the sum
+divided by its 99th percentile inside the head, so one run scores every w. Without ``--slope`` the
+residual is added as it is (a fixed weight); with it, multiplied by the slope of a line fitted over
+the head from the chain at the input's setting to the chain at the target, the form the library
+applies (there over the body mask).
 
     PYTHONPATH=. python scripts/eval_reparam_transfer.py CHAINED.pt \\
         ../shared/data/synthseg_labels/training_seg_14.nii.gz --weights 0 0.25 0.5 0.75 --json OUT.json
@@ -32,7 +35,7 @@ INPUTS = [DEFAULT_INPUT, {"TR": 2000.0, "TE": 20.0}, {"TR": 8000.0, "TE": 120.0}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a chained Param-to-Param model without detail_weight (file or registry name)")
+    parser.add_argument("model", help="a chained Param-to-Param model, no residual transfer (file or registry name)")
     parser.add_argument("subject", help="a SynthSeg label map, or brainweb: the test phantom (look, don't choose)")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
     parser.add_argument("--slope", action="store_true", help="scale the residual by the fitted slope too")
