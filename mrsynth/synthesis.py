@@ -164,7 +164,9 @@ def synthesize(
     are in the unit ``INTENSITY_UNIT``; ``scales`` are what the inputs were divided by.
 
     A model conditioned on acquisition parameters (``info.parameters``, e.g. TR and TE of a
-    re-parameterisation model) needs every one in ``parameters`` (``acquisition.check_values``).
+    re-parameterisation model) needs every one in ``parameters`` (``acquisition.check_values``). A
+    chained Param-to-Param model with ``residual_transfer`` in its normalisation also runs at its
+    input's own setting, and what it misses there is carried over (``reparam_chain.residual_transfer``).
     """
     info = model.info
     torch_device = resolve_device(device)
