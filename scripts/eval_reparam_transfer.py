@@ -27,6 +27,7 @@ from eval_reparam import TES, TRS, _lower, _p2p, linear_baseline, run_model, sco
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
+from mrsynth.reparam_chain import residual_transfer
 from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, acquire, grid_settings, noise_free, tissue_signals
 from mrsynth.simulate import bundled_phantom, load_spec
 
@@ -61,13 +62,16 @@ def main() -> None:
         row = {"TR": target["TR"], "TE": target["TE"]}
         for k, (source, x) in enumerate(zip(INPUTS, inputs, strict=True)):
             chain = run_model(model, x, _p2p(source, target))
-            residual = normalised[k] - at_input[k]
-            if args.slope:
-                residual = residual * float(np.polyfit(at_input[k][head], chain[head], 1)[0])
-            row[f"input {k}"] = {"baseline": scores(linear_baseline(x, truth, head), truth, head)["psnr"]} | {
-                str(w): scores(normalise_p99(chain + w * residual, head)[0] if w else chain, truth, head)["psnr"]
-                for w in args.weights
-            }
+            scored = {"baseline": scores(linear_baseline(x, truth, head), truth, head)["psnr"]}
+            for w in args.weights:
+                if not w:
+                    pred = chain
+                elif args.slope:  # the library's form, fitted over the head instead of the body mask
+                    pred = normalise_p99(residual_transfer(chain, at_input[k], normalised[k], head, w), head)[0]
+                else:
+                    pred = normalise_p99(chain + w * (normalised[k] - at_input[k]), head)[0]
+                scored[str(w)] = scores(pred, truth, head)["psnr"]
+            row[f"input {k}"] = scored
         rows.append(row)
         print(json.dumps(row), flush=True)
     with open(args.json, "w", encoding="utf-8") as handle:
