@@ -621,15 +621,53 @@ def test_residual_transfer_adds_what_the_chain_misses_of_its_input_scaled_by_the
     )
 
 
-def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_renderings(tmp_path):
+def test_noise_sigma_reads_white_noise_through_smooth_anatomy_and_edges():
+    from mrsynth.reparam_chain import noise_sigma
+
+    rng = np.random.default_rng(1)
+    z, y, x = np.meshgrid(*(np.arange(n) for n in (6, 64, 64)), indexing="ij")
+    anatomy = np.sin(y / 9.0) + 0.5 * (x > 30)  # smooth shading and one sharp edge
+    body = np.ones(anatomy.shape, bool)
+    for sigma in (0.01, 0.05):
+        noisy = anatomy + sigma * rng.standard_normal(anatomy.shape)
+        assert noise_sigma(noisy, body) == pytest.approx(sigma, rel=0.05)
+    half = body.copy()
+    half[..., 32:] = False  # only runs of voxels inside the mask count: the loud noise outside is ignored
+    assert noise_sigma(np.where(half, anatomy, 100 * rng.standard_normal(anatomy.shape)), half) < 1e-3
+    with pytest.raises(MRSynthError, match="no three neighbouring voxels"):
+        noise_sigma(anatomy, np.zeros(anatomy.shape, bool))
+
+
+def test_shrunk_residual_transfer_carries_structure_the_chain_missed_and_not_noise():
+    from mrsynth.reparam_chain import residual_transfer
+
+    rng = np.random.default_rng(2)
+    at_input = rng.random((4, 32, 32))
+    body = np.ones(at_input.shape, bool)
+    target = 3.0 - 2.0 * at_input  # an inverted contrast, slope -2
+    noise = 0.05 * rng.standard_normal(at_input.shape)
+    # only noise is missed: almost nothing is carried
+    shrunk = residual_transfer(target, at_input, at_input + noise, body, 1.0, shrink=True)
+    assert np.abs(shrunk - target).mean() < 0.1 * np.abs(2.0 * noise).mean()
+    # a misread region much larger than the noise: nearly all of it is carried, with the slope
+    missed = np.zeros(at_input.shape)
+    missed[:, 8:24, 8:24] = 0.5
+    carried = residual_transfer(target, at_input, at_input + missed + noise, body, 1.0, shrink=True)
+    inside = (carried - target)[:, 10:22, 10:22].mean()
+    assert -1.0 < inside < -0.9
+
+
+@pytest.mark.parametrize("shrink", [False, True])
+def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_renderings(tmp_path, shrink):
     from mrsynth.checkpoint import load_checkpoint, save_checkpoint
-    from mrsynth.masks import normalise_p99
     from mrsynth.reparam_chain import chain_models, residual_transfer
 
     first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
     second = _stage("default", {"variant": "default"}, 3)
-    network, info = chain_models(first, second, "chained", "1", residual_transfer=0.5)
-    assert info.normalisation["residual_transfer"] == 0.5 and info.normalisation["output"] == "p99"
+    weight = 1.0 if shrink else 0.5
+    network, info = chain_models(first, second, "chained", "1", residual_transfer=weight, shrink=shrink)
+    assert info.normalisation["residual_transfer"] == weight
+    assert info.normalisation["residual_transfer_shrink"] is shrink and "output" not in info.normalisation
     save_checkpoint(tmp_path / "transfer.pt", network, info)
     plain = chain_models(first, second, "chained", "1")
     assert "residual_transfer" not in plain[1].normalisation
@@ -644,9 +682,12 @@ def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_rend
     }
     body = to_paper(runs["target"].mask) > 0
     x = to_paper(image) / runs["target"].scales[0]
-    moved = residual_transfer(to_paper(runs["target"].hr), to_paper(runs["own"].hr), x, body, 0.5)
-    expected = normalise_p99(moved, body)[0]
+    expected = residual_transfer(to_paper(runs["target"].hr), to_paper(runs["own"].hr), x, body, weight, shrink)
     np.testing.assert_allclose(to_paper(result.hr), expected, rtol=1e-5, atol=1e-5)
+    if not shrink:  # (with shrink this random test image's residual is mostly noise: little is carried)
+        assert not np.allclose(expected, to_paper(runs["target"].hr), atol=1e-3)
     assert len(result.reports) == 4  # both renderings, each with its mirrored pass
     with pytest.raises(MRSynthError, match="residual_transfer 1.5 is outside"):
         chain_models(first, second, "chained", "1", residual_transfer=1.5)
+    with pytest.raises(MRSynthError, match="shrink weighs the residual transfer"):
+        chain_models(first, second, "chained", "1", shrink=True)

@@ -40,16 +40,23 @@ def first_stage(model: LoadedModel) -> LoadedModel:
 
 
 def chain_models(
-    first: LoadedModel, second: LoadedModel, name: str, version: str, residual_transfer: float = 0.0
+    first: LoadedModel,
+    second: LoadedModel,
+    name: str,
+    version: str,
+    residual_transfer: float = 0.0,
+    shrink: bool = False,
 ) -> tuple[ChainedParamNet, ModelInfo]:
     """The chained network (weights copied from both stages) and its description.
 
     ``first`` may itself be a chained model: its first stage is taken (``first_stage``).
     ``residual_transfer`` > 0 makes ``synthesize`` add that share of what the chain misses of its
-    input (``residual_transfer``, below), then divide the output by its 99th percentile in the body.
+    input (``residual_transfer``, below; ``shrink`` as there).
     """
     if not 0.0 <= float(residual_transfer) <= 1.0:
         raise MRSynthError(f"residual_transfer {residual_transfer} is outside [0, 1]: 0 is the plain chain")
+    if shrink and not residual_transfer:
+        raise MRSynthError("shrink weighs the residual transfer: give residual_transfer > 0 (1 with shrink)")
     first = first_stage(first)
     setting = first.info.training.get("config", {}).get("target_setting")
     if first.info.architecture != "ParamNet" or first.info.training.get("variant") != "param" or not setting:
@@ -84,24 +91,58 @@ def chain_models(
         task=first.info.task,
         parameters=first.info.parameters,
         normalisation=dict(second.info.normalisation)
-        | ({"output": "p99", "residual_transfer": float(residual_transfer)} if residual_transfer else {}),
+        | (
+            {"residual_transfer": float(residual_transfer), "residual_transfer_shrink": bool(shrink)}
+            if residual_transfer
+            else {}
+        ),
         training={"variant": "param", "first": first.info.training, "second": second.info.training},
     )
     return network, info
 
 
+def noise_sigma(image: np.ndarray, body: np.ndarray) -> float:
+    """Sigma of white noise in ``image`` inside ``body``, from its in-plane second differences.
+
+    Why: residual transfer weighs what it carries by how much of it is noise, and a scan's noise
+    level is not stored with it. A second difference (x[i-1] - 2 x[i] + x[i+1]) cancels constant
+    and linearly shaded structure and keeps white noise at sqrt(6) sigma; the median absolute
+    deviation (x 1.4826, Gaussian) ignores the edges that survive. Noise correlated between
+    neighbours (k-space filtering, interpolation) reads lower.
+    """
+    differences = []
+    for axis in (-1, -2):  # the two in-plane axes, paper order
+        n = image.shape[axis]
+        runs = [np.arange(k, n - 2 + k) for k in range(3)]
+        inside = np.logical_and.reduce([np.take(body, r, axis=axis) for r in runs])
+        left, middle, right = (np.take(image, r, axis=axis) for r in runs)
+        differences.append((left - 2 * middle + right)[inside])
+    d = np.concatenate(differences).astype(np.float64)
+    if d.size == 0:
+        raise MRSynthError("the body mask holds no three neighbouring voxels in a row: check the mask")
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(6.0))
+
+
 def residual_transfer(
-    target: np.ndarray, at_input: np.ndarray, image: np.ndarray, body: np.ndarray, weight: float
+    target: np.ndarray, at_input: np.ndarray, image: np.ndarray, body: np.ndarray, weight: float, shrink: bool = False
 ) -> np.ndarray:
-    """``target + weight * slope * (image - at_input)``: what the chain misses of its input, carried over.
+    """``target + weight * slope * share * (image - at_input)``: what the chain misses of its input, carried over.
 
     Why: the chain passes through another contrast, so next to the input's own contrast, where the
     input rescaled is nearly the target, it drops detail and noise that the input still holds.
     ``at_input`` is the chain rendered at the input's own setting, so ``image - at_input`` (image
     normalised as the network's input) is what it dropped. ``slope``, of the line fitted from
     ``at_input`` to ``target`` over ``body``, says how that carries into the target's contrast: about 1
-    next to the input's contrast, small or negative where the contrast turns. Our addition, chosen on
-    the validation subjects (docs/other-systems.md, "Residual transfer").
+    next to the input's contrast, small or negative where the contrast turns. ``share`` is 1, or with
+    ``shrink`` the part of the residual's variance that is not the input's noise (``noise_sigma``):
+    near 0 where the chain renders its input well and only noise is left to carry, near 1 where
+    it misreads the anatomy. Our addition, chosen on the validation subjects (docs/other-systems.md,
+    "Residual transfer").
     """
+    residual = image - at_input
     slope = float(np.polyfit(at_input[body].astype(np.float64), target[body].astype(np.float64), 1)[0])
-    return target + float(weight) * slope * (image - at_input)
+    share = 1.0
+    if shrink:
+        variance = float(np.var(residual[body], dtype=np.float64))
+        share = max(0.0, 1.0 - noise_sigma(residual, body) ** 2 / variance) if variance > 0 else 0.0
+    return target + float(weight) * slope * share * residual

@@ -29,9 +29,12 @@ def main() -> None:
     parser.add_argument(
         "--residual-transfer", type=float, default=0.0, help="the share of what the chain misses of its input to add"
     )
+    parser.add_argument(
+        "--shrink", action="store_true", help="weigh it by its share that is not the input's noise (with W = 1)"
+    )
     args = parser.parse_args()
     network, info = chain_models(
-        load_model(args.first), load_model(args.second), args.name, args.version, args.residual_transfer
+        load_model(args.first), load_model(args.second), args.name, args.version, args.residual_transfer, args.shrink
     )
     print(f"wrote {save_checkpoint(args.out, network, info)}: {info.name} version {info.version}")
 

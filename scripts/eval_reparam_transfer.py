@@ -7,11 +7,13 @@ input, ``x - chain(input's own setting)``, scaled by the slope from that renderi
 here on validation subjects: each is simulated and scored as ``scripts/eval_reparam.py`` scores the
 phantom (24 axial slices, inputs at TR 4.5 s / TE 50 ms, TR 2 s / TE 20 ms and TR 8 s / TE 120 ms
 with the same noise seed, 20 targets, PSNR inside the head against the best linear map of the
-input). The residual is added after the network, from the chain run without it, and the sum
-divided by its 99th percentile inside the head, so one run scores every w. Without ``--slope`` the
-residual is added as it is (a fixed weight); with it, multiplied by the slope of a line fitted over
-the head from the chain at the input's setting to the chain at the target, the form the library
-applies (there over the body mask).
+input). The residual is added after the network, from the chain run without it, so one run
+scores every w; the sum is divided by its 99th percentile inside the head (the library's first
+form) unless ``--keep-scale`` (its form now). Without ``--slope`` the residual is added as it is (a
+fixed weight); with it, multiplied by the slope of a line fitted over the head from the chain at the
+input's setting to the chain at the target, as the library does over the body mask; ``--shrink``
+multiplies that by the share of the residual's variance that is not the input's noise, as
+``residual_transfer(..., shrink=True)`` does.
 
     PYTHONPATH=. python scripts/eval_reparam_transfer.py CHAINED.pt \\
         ../shared/data/synthseg_labels/training_seg_14.nii.gz --weights 0 0.25 0.5 0.75 --json OUT.json
@@ -27,7 +29,7 @@ from eval_reparam import TES, TRS, _lower, _p2p, linear_baseline, run_model, sco
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
-from mrsynth.reparam_chain import residual_transfer
+from mrsynth.reparam_chain import noise_sigma, residual_transfer
 from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, acquire, grid_settings, noise_free, tissue_signals
 from mrsynth.simulate import bundled_phantom, load_spec
 
@@ -40,6 +42,12 @@ def main() -> None:
     parser.add_argument("subject", help="a SynthSeg label map, or brainweb: the test phantom (look, don't choose)")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
     parser.add_argument("--slope", action="store_true", help="scale the residual by the fitted slope too")
+    parser.add_argument(
+        "--shrink", action="store_true", help="with --slope: also by the residual's share that is not noise"
+    )
+    parser.add_argument(
+        "--keep-scale", action="store_true", help="keep the chain's output scale: no renormalising after the transfer"
+    )
     parser.add_argument("--json", required=True, help="every row, per input and weight")
     args = parser.parse_args()
     spec = load_spec()
@@ -55,6 +63,12 @@ def main() -> None:
     model = load_model(args.model)
     at_input = [run_model(model, x, _p2p(source, source)) for source, x in zip(INPUTS, inputs, strict=True)]
     normalised = [normalise_p99(x, head)[0] for x in inputs]
+    for source, x, own in zip(INPUTS, normalised, at_input, strict=True):
+        r = x - own
+        share = 1 - noise_sigma(r, head) ** 2 / float(np.var(r[head]))
+        print(
+            f"input TR {source['TR']:g} TE {source['TE']:g}: residual sd {np.std(r[head]):.4f}, not noise {share:.3f}"
+        )
     rows = []
     for target in grid_settings(TRS, TES):
         clean = noise_free(anatomy.tissues, tissue_signals(target["TR"], target["TE"], spec), psf)
@@ -67,7 +81,8 @@ def main() -> None:
                 if not w:
                     pred = chain
                 elif args.slope:  # the library's form, fitted over the head instead of the body mask
-                    pred = normalise_p99(residual_transfer(chain, at_input[k], normalised[k], head, w), head)[0]
+                    moved = residual_transfer(chain, at_input[k], normalised[k], head, w, args.shrink)
+                    pred = moved if args.keep_scale else normalise_p99(moved, head)[0]
                 else:
                     pred = normalise_p99(chain + w * (normalised[k] - at_input[k]), head)[0]
                 scored[str(w)] = scores(pred, truth, head)["psnr"]
@@ -75,7 +90,18 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     with open(args.json, "w", encoding="utf-8") as handle:
-        json.dump({"model": args.model, "subject": args.subject, "slope": args.slope, "rows": rows}, handle, indent=1)
+        json.dump(
+            {
+                "model": args.model,
+                "subject": args.subject,
+                "slope": args.slope,
+                "shrink": args.shrink,
+                "keep_scale": args.keep_scale,
+                "rows": rows,
+            },
+            handle,
+            indent=1,
+        )
     for k, source in enumerate(INPUTS):
         summary = {
             w: (sum(r[f"input {k}"][str(w)] > r[f"input {k}"]["baseline"] for r in rows),
