@@ -50,6 +50,8 @@ def main() -> None:
     )
     parser.add_argument("--json", required=True, help="every row, per input and weight")
     args = parser.parse_args()
+    if args.shrink and not args.slope:
+        parser.error("--shrink weighs the slope form: give --slope too")
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     if args.subject == "brainweb":
