@@ -467,7 +467,7 @@ def test_bundled_param_to_param_beats_the_rescaled_input_from_other_inputs_on_th
     anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=8)
     head = anatomy.head
     model = load_model("reparam-param-sim")
-    assert model.info.normalisation["residual_transfer_shrink"] is True
+    assert model.info.normalisation["residual_transfer_form"] == "shrink"
     cases = {(2000.0, 20.0): ((9000.0, 20.0), (6000.0, 200.0)), (8000.0, 120.0): ((1500.0, 20.0), (3000.0, 500.0))}
     gains = []
     for (input_tr, input_te), targets in cases.items():
@@ -677,27 +677,49 @@ def test_shrunk_residual_transfer_carries_structure_the_chain_missed_and_not_noi
     target = 3.0 - 2.0 * at_input  # an inverted contrast, slope -2
     noise = 0.05 * rng.standard_normal(at_input.shape)
     # only noise is missed: almost nothing is carried
-    shrunk = residual_transfer(target, at_input, at_input + noise, body, 1.0, shrink=True)
+    shrunk = residual_transfer(target, at_input, at_input + noise, body, 1.0, "shrink")
     assert np.abs(shrunk - target).mean() < 0.1 * np.abs(2.0 * noise).mean()
     # a misread region much larger than the noise: nearly all of it is carried, with the slope
     missed = np.zeros(at_input.shape)
     missed[:, 8:24, 8:24] = 0.5
-    carried = residual_transfer(target, at_input, at_input + missed + noise, body, 1.0, shrink=True)
+    carried = residual_transfer(target, at_input, at_input + missed + noise, body, 1.0, "shrink")
     inside = (carried - target)[:, 10:22, 10:22].mean()
     assert -1.0 < inside < -0.9
 
 
-@pytest.mark.parametrize("shrink", [False, True])
-def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_renderings(tmp_path, shrink):
+def test_local_residual_transfer_filters_the_noise_out_and_carries_structure_by_r_squared():
+    from mrsynth.reparam_chain import residual_transfer
+
+    rng = np.random.default_rng(3)
+    at_input = rng.random((4, 48, 48))
+    body = np.ones(at_input.shape, bool)
+    target = 3.0 - 2.0 * at_input  # linearly related to at_input: R^2 = 1, slope -2
+    noise = 0.05 * rng.standard_normal(at_input.shape)
+    quiet = residual_transfer(target, at_input, at_input + noise, body, 1.0, "local")
+    assert np.abs(quiet - target).mean() < 0.35 * np.abs(2.0 * noise).mean()  # most of the noise stays behind
+    missed = np.zeros(at_input.shape)
+    missed[:, 12:36, 12:36] = 0.5
+    carried = residual_transfer(target, at_input, at_input + missed + noise, body, 1.0, "local")
+    assert np.abs((carried - target)[:, 16:32, 16:32].mean() + 1.0) < 0.05  # the structure, whole, times -2
+    unrelated = rng.random(at_input.shape)  # R^2 near 0: almost nothing is carried
+    assert (
+        np.abs(residual_transfer(unrelated, at_input, at_input + missed, body, 1.0, "local") - unrelated).max() < 0.05
+    )
+    with pytest.raises(MRSynthError, match="unknown residual-transfer form"):
+        residual_transfer(target, at_input, at_input, body, 1.0, "lee")
+
+
+@pytest.mark.parametrize("form", ["slope", "shrink", "local"])
+def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_renderings(tmp_path, form):
     from mrsynth.checkpoint import load_checkpoint, save_checkpoint
     from mrsynth.reparam_chain import chain_models, residual_transfer
 
     first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
     second = _stage("default", {"variant": "default"}, 3)
-    weight = 1.0 if shrink else 0.5
-    network, info = chain_models(first, second, "chained", "1", residual_transfer=weight, shrink=shrink)
+    weight = 0.5 if form == "slope" else 1.0
+    network, info = chain_models(first, second, "chained", "1", residual_transfer=weight, form=form)
     assert info.normalisation["residual_transfer"] == weight
-    assert info.normalisation["residual_transfer_shrink"] is shrink and "output" not in info.normalisation
+    assert info.normalisation["residual_transfer_form"] == form and "output" not in info.normalisation
     save_checkpoint(tmp_path / "transfer.pt", network, info)
     plain = chain_models(first, second, "chained", "1")
     assert "residual_transfer" not in plain[1].normalisation
@@ -712,12 +734,12 @@ def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_rend
     }
     body = to_paper(runs["target"].mask) > 0
     x = to_paper(image) / runs["target"].scales[0]
-    expected = residual_transfer(to_paper(runs["target"].hr), to_paper(runs["own"].hr), x, body, weight, shrink)
+    expected = residual_transfer(to_paper(runs["target"].hr), to_paper(runs["own"].hr), x, body, weight, form)
     np.testing.assert_allclose(to_paper(result.hr), expected, rtol=1e-5, atol=1e-5)
-    if not shrink:  # (with shrink this random test image's residual is mostly noise: little is carried)
+    if form == "slope":  # (the other forms carry little of this random test image's residual, mostly noise)
         assert not np.allclose(expected, to_paper(runs["target"].hr), atol=1e-3)
     assert len(result.reports) == 4  # both renderings, each with its mirrored pass
     with pytest.raises(MRSynthError, match="residual_transfer 1.5 is outside"):
         chain_models(first, second, "chained", "1", residual_transfer=1.5)
-    with pytest.raises(MRSynthError, match="shrink weighs the residual transfer"):
-        chain_models(first, second, "chained", "1", shrink=True)
+    with pytest.raises(MRSynthError, match="unknown residual-transfer form 'wiener'"):
+        chain_models(first, second, "chained", "1", residual_transfer=1.0, form="wiener")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from scipy import ndimage
 
 from .acquisition import condition_vector
 from .checkpoint import LoadedModel, ModelInfo
@@ -45,18 +46,18 @@ def chain_models(
     name: str,
     version: str,
     residual_transfer: float = 0.0,
-    shrink: bool = False,
+    form: str = "slope",
 ) -> tuple[ChainedParamNet, ModelInfo]:
     """The chained network (weights copied from both stages) and its description.
 
     ``first`` may itself be a chained model: its first stage is taken (``first_stage``).
     ``residual_transfer`` > 0 makes ``synthesize`` add that share of what the chain misses of its
-    input (``residual_transfer``, below; ``shrink`` as there).
+    input (``residual_transfer``, below; ``form`` as there).
     """
     if not 0.0 <= float(residual_transfer) <= 1.0:
         raise MRSynthError(f"residual_transfer {residual_transfer} is outside [0, 1]: 0 is the plain chain")
-    if shrink and not residual_transfer:
-        raise MRSynthError("shrink weighs the residual transfer: give residual_transfer > 0 (1 with shrink)")
+    if form not in TRANSFER_FORMS:
+        raise MRSynthError(f"unknown residual-transfer form {form!r}: use one of {', '.join(TRANSFER_FORMS)}")
     first = first_stage(first)
     setting = first.info.training.get("config", {}).get("target_setting")
     if first.info.architecture != "ParamNet" or first.info.training.get("variant") != "param" or not setting:
@@ -92,9 +93,7 @@ def chain_models(
         parameters=first.info.parameters,
         normalisation=dict(second.info.normalisation)
         | (
-            {"residual_transfer": float(residual_transfer), "residual_transfer_shrink": bool(shrink)}
-            if residual_transfer
-            else {}
+            {"residual_transfer": float(residual_transfer), "residual_transfer_form": form} if residual_transfer else {}
         ),
         training={"variant": "param", "first": first.info.training, "second": second.info.training},
     )
@@ -123,26 +122,52 @@ def noise_sigma(image: np.ndarray, body: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(6.0))
 
 
+TRANSFER_FORMS = ("slope", "shrink", "local")
+LOCAL_WINDOW = 7  # in-plane voxels of the local statistics of the "local" form, chosen on the validation subjects
+
+
 def residual_transfer(
-    target: np.ndarray, at_input: np.ndarray, image: np.ndarray, body: np.ndarray, weight: float, shrink: bool = False
+    target: np.ndarray,
+    at_input: np.ndarray,
+    image: np.ndarray,
+    body: np.ndarray,
+    weight: float,
+    form: str = "slope",
 ) -> np.ndarray:
-    """``target + weight * slope * share * (image - at_input)``: what the chain misses of its input, carried over.
+    """``target + weight * slope * carried``: what the chain misses of its input, carried over.
 
     Why: the chain passes through another contrast, so next to the input's own contrast, where the
-    input rescaled is nearly the target, it drops detail and noise that the input still holds.
-    ``at_input`` is the chain rendered at the input's own setting, so ``image - at_input`` (image
-    normalised as the network's input) is what it dropped. ``slope``, of the line fitted from
-    ``at_input`` to ``target`` over ``body``, says how that carries into the target's contrast: about 1
-    next to the input's contrast, small or negative where the contrast turns. ``share`` is 1, or with
-    ``shrink`` the part of the residual's variance that is not the input's noise (``noise_sigma``):
-    near 0 where the chain renders its input well and only noise is left to carry, near 1 where
-    it misreads the anatomy. Our addition, chosen on the validation subjects (docs/other-systems.md,
-    "Residual transfer").
+    input rescaled is nearly the target, it drops detail that the input still holds. ``at_input`` is
+    the chain rendered at the input's own setting, so the residual ``image - at_input`` (image
+    normalised as the network's input) is what it dropped, plus the input's noise. ``slope``, of the
+    line fitted from ``at_input`` to ``target`` over ``body``, says how that carries into the target's
+    contrast: about 1 next to the input's contrast, small or negative where the contrast turns.
+    ``carried`` is, by ``form``:
+
+    - ``slope``: the residual as it is;
+    - ``shrink``: the residual times the share of its variance that is not noise (``noise_sigma``);
+    - ``local``: the residual with its noise filtered out voxel by voxel (local mean plus the
+      deviation from it times the local share that is not noise, over ``LOCAL_WINDOW`` in-plane
+      voxels: Lee's filter), times R^2 of that line, so that the structure is carried whole next to
+      the input's contrast and less where the two renderings stop being linearly related.
+
+    Our addition, each form chosen on the validation subjects (docs/other-systems.md, "Residual transfer").
     """
+    if form not in TRANSFER_FORMS:
+        raise MRSynthError(f"unknown residual-transfer form {form!r}: use one of {', '.join(TRANSFER_FORMS)}")
     residual = image - at_input
-    slope = float(np.polyfit(at_input[body].astype(np.float64), target[body].astype(np.float64), 1)[0])
-    share = 1.0
-    if shrink:
+    x, y = at_input[body].astype(np.float64), target[body].astype(np.float64)
+    slope = float(np.polyfit(x, y, 1)[0])
+    if form == "slope":
+        carried = residual
+    elif form == "shrink":
         variance = float(np.var(residual[body], dtype=np.float64))
         share = max(0.0, 1.0 - noise_sigma(residual, body) ** 2 / variance) if variance > 0 else 0.0
-    return target + float(weight) * slope * share * residual
+        carried = share * residual
+    else:
+        size = (1,) * (residual.ndim - 2) + (LOCAL_WINDOW, LOCAL_WINDOW)
+        mean = ndimage.uniform_filter(residual.astype(np.float64), size=size, mode="reflect")
+        variance = ndimage.uniform_filter(residual.astype(np.float64) ** 2, size=size, mode="reflect") - mean**2
+        share = np.clip(1.0 - noise_sigma(residual, body) ** 2 / np.maximum(variance, 1e-12), 0.0, 1.0)
+        carried = float(np.corrcoef(x, y)[0, 1] ** 2) * (mean + share * (residual - mean))
+    return (target + float(weight) * slope * carried).astype(target.dtype)

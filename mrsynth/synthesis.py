@@ -273,8 +273,8 @@ def synthesize(
         own = values | {"TR": values["input_TR"], "TE": values["input_TE"]}
         at_input, _, more = predict(bound(own), passes // 2)
         reports += more
-        shrink = bool(info.normalisation.get("residual_transfer_shrink", False))
-        hr = residual_transfer(hr, at_input, x, padded_mask[None], transfer, shrink)
+        form = info.normalisation.get("residual_transfer_form", "slope")
+        hr = residual_transfer(hr, at_input, x, padded_mask[None], transfer, form)
     if hr.shape[0] != 1:
         raise MRSynthError(f"model {info.name} gives {hr.shape[0]} output channels where 1 ({info.output}) is expected")
     if info.normalisation.get("output") == "p99":  # the output's scale follows the input's (tissue_maps): fix it

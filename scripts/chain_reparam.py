@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mrsynth.checkpoint import save_checkpoint
 from mrsynth.models import load_model
-from mrsynth.reparam_chain import chain_models
+from mrsynth.reparam_chain import TRANSFER_FORMS, chain_models
 
 
 def main() -> None:
@@ -30,11 +30,16 @@ def main() -> None:
         "--residual-transfer", type=float, default=0.0, help="the share of what the chain misses of its input to add"
     )
     parser.add_argument(
-        "--shrink", action="store_true", help="weigh it by its share that is not the input's noise (with W = 1)"
+        "--transfer-form", choices=TRANSFER_FORMS, default="slope", help="reparam_chain.residual_transfer's form"
     )
     args = parser.parse_args()
     network, info = chain_models(
-        load_model(args.first), load_model(args.second), args.name, args.version, args.residual_transfer, args.shrink
+        load_model(args.first),
+        load_model(args.second),
+        args.name,
+        args.version,
+        args.residual_transfer,
+        args.transfer_form,
     )
     print(f"wrote {save_checkpoint(args.out, network, info)}: {info.name} version {info.version}")
 

@@ -12,8 +12,9 @@ scores every w; the sum is divided by its 99th percentile inside the head (the l
 form) unless ``--keep-scale`` (its form now). Without ``--slope`` the residual is added as it is (a
 fixed weight); with it, multiplied by the slope of a line fitted over the head from the chain at the
 input's setting to the chain at the target, as the library does over the body mask; ``--shrink``
-multiplies that by the share of the residual's variance that is not the input's noise, as
-``residual_transfer(..., shrink=True)`` does.
+multiplies that by the share of the residual's variance that is not the input's noise, and
+``--local`` filters the noise out of the residual voxel by voxel and weighs it by R^2 of that line:
+the forms ``shrink`` and ``local`` of ``residual_transfer``.
 
     PYTHONPATH=. python scripts/eval_reparam_transfer.py CHAINED.pt \\
         ../shared/data/synthseg_labels/training_seg_14.nii.gz --weights 0 0.25 0.5 0.75 --json OUT.json
@@ -46,12 +47,16 @@ def main() -> None:
         "--shrink", action="store_true", help="with --slope: also by the residual's share that is not noise"
     )
     parser.add_argument(
+        "--local", action="store_true", help="with --slope: the residual's noise filtered out voxel by voxel, times R^2"
+    )
+    parser.add_argument(
         "--keep-scale", action="store_true", help="keep the chain's output scale: no renormalising after the transfer"
     )
     parser.add_argument("--json", required=True, help="every row, per input and weight")
     args = parser.parse_args()
-    if args.shrink and not args.slope:
-        parser.error("--shrink weighs the slope form: give --slope too")
+    if (args.shrink or args.local) and not args.slope:
+        parser.error("--shrink and --local weigh the slope form: give --slope too")
+    form = "local" if args.local else "shrink" if args.shrink else "slope"
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     if args.subject == "brainweb":
@@ -83,7 +88,7 @@ def main() -> None:
                 if not w:
                     pred = chain
                 elif args.slope:  # the library's form, fitted over the head instead of the body mask
-                    moved = residual_transfer(chain, at_input[k], normalised[k], head, w, args.shrink)
+                    moved = residual_transfer(chain, at_input[k], normalised[k], head, w, form)
                     pred = moved if args.keep_scale else normalise_p99(moved, head)[0]
                 else:
                     pred = normalise_p99(chain + w * (normalised[k] - at_input[k]), head)[0]
@@ -97,7 +102,7 @@ def main() -> None:
                 "model": args.model,
                 "subject": args.subject,
                 "slope": args.slope,
-                "shrink": args.shrink,
+                "form": form,
                 "keep_scale": args.keep_scale,
                 "rows": rows,
             },
