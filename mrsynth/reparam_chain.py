@@ -122,6 +122,12 @@ def noise_sigma(image: np.ndarray, body: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(6.0))
 
 
+def signal_share(residual: np.ndarray, body: np.ndarray) -> float:
+    """The share of ``residual``'s variance inside ``body`` that is not white noise (``noise_sigma``), in [0, 1]."""
+    variance = float(np.var(residual[body], dtype=np.float64))
+    return max(0.0, 1.0 - noise_sigma(residual, body) ** 2 / variance) if variance > 0 else 0.0
+
+
 TRANSFER_FORMS = ("slope", "shrink", "local")
 LOCAL_WINDOW = 7  # in-plane voxels of the local statistics of the "local" form, chosen on the validation subjects
 
@@ -145,7 +151,7 @@ def residual_transfer(
     ``carried`` is, by ``form``:
 
     - ``slope``: the residual as it is;
-    - ``shrink``: the residual times the share of its variance that is not noise (``noise_sigma``);
+    - ``shrink``: the residual times the share of its variance that is not noise (``signal_share``);
     - ``local``: the residual with its noise filtered out voxel by voxel (local mean plus the
       deviation from it times the local share that is not noise, over ``LOCAL_WINDOW`` in-plane
       voxels: Lee's filter), times R^2 of that line, so that the structure is carried whole next to
@@ -161,9 +167,7 @@ def residual_transfer(
     if form == "slope":
         carried = residual
     elif form == "shrink":
-        variance = float(np.var(residual[body], dtype=np.float64))
-        share = max(0.0, 1.0 - noise_sigma(residual, body) ** 2 / variance) if variance > 0 else 0.0
-        carried = share * residual
+        carried = signal_share(residual, body) * residual
     else:
         size = (1,) * (residual.ndim - 2) + (LOCAL_WINDOW, LOCAL_WINDOW)
         mean = ndimage.uniform_filter(residual.astype(np.float64), size=size, mode="reflect")

@@ -30,7 +30,7 @@ from eval_reparam import TES, TRS, _lower, _p2p, linear_baseline, run_model, sco
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
-from mrsynth.reparam_chain import noise_sigma, residual_transfer
+from mrsynth.reparam_chain import residual_transfer, signal_share
 from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, acquire, grid_settings, noise_free, tissue_signals
 from mrsynth.simulate import bundled_phantom, load_spec
 
@@ -72,7 +72,7 @@ def main() -> None:
     normalised = [normalise_p99(x, head)[0] for x in inputs]
     for source, x, own in zip(INPUTS, normalised, at_input, strict=True):
         r = x - own
-        share = 1 - noise_sigma(r, head) ** 2 / float(np.var(r[head]))
+        share = signal_share(r, head)
         print(
             f"input TR {source['TR']:g} TE {source['TE']:g}: residual sd {np.std(r[head]):.4f}, not noise {share:.3f}"
         )
