@@ -68,15 +68,24 @@ def run_model(model, x: np.ndarray, values: dict[str, float]) -> np.ndarray:
     return sitk.GetArrayFromImage(synthesize(model, [image(x)], parameters=values).hr)
 
 
+def acquire_inputs(
+    anatomy: Anatomy, sources: list[dict[str, float]], rng: np.random.Generator, spec: dict
+) -> list[np.ndarray]:
+    """The noisy input at each of ``sources``, acquired in that order from ``rng`` (so each keeps its noise
+    whatever follows it)."""
+    psf = float(spec["acquisition"]["psf_sigma_voxels"])
+    signals = [tissue_signals(**_lower(source), spec=spec) for source in sources]
+    return [acquire(noise_free(anatomy.tissues, signal, psf), anatomy.head, rng) for signal in signals]
+
+
 def evaluate(default_model: str, param_model: str, seed: int, others: list[dict[str, float]]) -> dict:
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
     head = anatomy.head
     rng = np.random.default_rng(seed)
-    sources = [DEFAULT_INPUT, *others]  # acquired in this order from one generator: the first other keeps its noise
-    signals = [tissue_signals(**_lower(source), spec=spec) for source in sources]
-    inputs = [acquire(noise_free(anatomy.tissues, signal, psf), head, rng) for signal in signals]
+    sources = [DEFAULT_INPUT, *others]
+    inputs = acquire_inputs(anatomy, sources, rng, spec)
     d2p, p2p = load_model(default_model), load_model(param_model)
     rows = []
     for target in grid_settings(TRS, TES):

@@ -26,12 +26,12 @@ import argparse
 import json
 
 import numpy as np
-from eval_reparam import TES, TRS, _lower, _p2p, linear_baseline, run_model, scores
+from eval_reparam import TES, TRS, _p2p, acquire_inputs, linear_baseline, run_model, scores
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
 from mrsynth.reparam_chain import residual_transfer, signal_share
-from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, acquire, grid_settings, noise_free, tissue_signals
+from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, grid_settings, noise_free, tissue_signals
 from mrsynth.simulate import bundled_phantom, load_spec
 
 INPUTS = [DEFAULT_INPUT, {"TR": 2000.0, "TE": 20.0}, {"TR": 8000.0, "TE": 120.0}]
@@ -65,8 +65,7 @@ def main() -> None:
         anatomy = Anatomy.from_file(args.subject, "synthseg", 24)
     head = anatomy.head
     rng = np.random.default_rng(1)
-    signals = [tissue_signals(**_lower(source), spec=spec) for source in INPUTS]
-    inputs = [acquire(noise_free(anatomy.tissues, signal, psf), head, rng) for signal in signals]
+    inputs = acquire_inputs(anatomy, INPUTS, rng, spec)
     model = load_model(args.model)
     at_input = [run_model(model, x, _p2p(source, source)) for source, x in zip(INPUTS, inputs, strict=True)]
     normalised = [normalise_p99(x, head)[0] for x in inputs]
