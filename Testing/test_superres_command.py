@@ -1,5 +1,7 @@
 """mrsynth superres: thick-slice volumes -> thin grid, in the inputs' units, via the inference engine."""
 
+import warnings
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -119,3 +121,50 @@ def test_back_projection_makes_the_output_consistent_with_its_thick_input(tmp_pa
     args = ["superres", str(tmp_path / "m.pt"), str(tmp_path / "thin.nii.gz"), "--simulate-thick", "--slice-axis", "SI"]
     assert main([*args, "--back-project", "2", "--output", str(path)]) == 0
     assert sitk.ReadImage(str(path)).GetSize() == _thin_head().GetSize()
+
+
+def _fine_in_plane_thick() -> sitk.Image:
+    """Thick slices along SI (4 mm, thin 1 mm) on 0.4 mm in-plane voxels: finer in-plane than the model's 1 mm."""
+    thick = simulate_thick(_thin_head(), 4, "SI")
+    thick.SetSpacing((0.4, 0.4, 4.0))
+    return thick
+
+
+def test_in_plane_matching_keeps_the_residual_formulation(tmp_path):
+    """With a zero residual the matched path returns the input's own cubic interpolation, not a resampled one."""
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    thick = to_paper(_fine_in_plane_thick())
+    out, interpolated, _ = superresolve_arrays(model, [thick], 0, in_plane_scale=(0.4, 0.4))
+    np.testing.assert_allclose(interpolated[0], to_thin(thick, 0, 4), rtol=1e-6)
+    np.testing.assert_allclose(out[0], to_thin(thick, 0, 4), rtol=1e-4, atol=1e-3)
+
+
+def test_mismatched_in_plane_voxels_run_the_network_at_the_models_size(tmp_path):
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)
+    thick = _fine_in_plane_thick()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matched in-plane and 1 mm thin slices: nothing to warn about
+        matched = to_paper(superresolve(model, [thick]).outputs[0])
+    expected = superresolve_arrays(model, [to_paper(thick)], 0, in_plane_scale=(0.4, 0.4))[0][0]
+    np.testing.assert_allclose(matched, expected, atol=1e-5)
+    with pytest.warns(UserWarning, match="differs from the model's training voxel size"):
+        native = to_paper(superresolve(model, [thick], match_in_plane=False).outputs[0])
+    np.testing.assert_allclose(native, superresolve_arrays(model, [to_paper(thick)], 0)[0][0], atol=1e-5)
+    assert not np.allclose(matched, native, atol=1e-2)
+
+
+def test_resample_in_plane_keeps_the_extent_and_smooth_structure():
+    from mrsynth.superres import in_plane_shape, resample_in_plane
+
+    assert in_plane_shape((7, 101, 51), 0, (0.5, 2.0)) == (7, 51, 101)
+    y, x = np.meshgrid(np.linspace(0, 1, 101), np.linspace(0, 1, 81), indexing="ij")
+    smooth = np.broadcast_to(np.sin(2 * np.pi * y) * np.cos(np.pi * x), (5, 101, 81)).astype(np.float32)
+    coarse = resample_in_plane(smooth, in_plane_shape(smooth.shape, 0, (0.5, 0.5)))
+    assert coarse.shape == (5, 51, 41)
+    np.testing.assert_allclose(coarse[:, ::10, ::10], smooth[:, ::20, ::20], atol=0.02)  # first and last centres kept
+    back = resample_in_plane(coarse, smooth.shape)
+    assert np.abs(back - smooth)[:, 5:-5, 5:-5].max() < 0.03
+    noise = np.random.default_rng(0).standard_normal((3, 64, 64)).astype(np.float32)
+    assert resample_in_plane(noise, (3, 32, 32)).std() < 0.6  # shrinking low-passes first: no aliased noise

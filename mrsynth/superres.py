@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .checkpoint import LoadedModel
 from .errors import MRSynthError
@@ -43,7 +44,8 @@ from .thick_slices import (
 from .tiling import DEFAULT_MEMORY_GB
 from .volume_io import check_same_grid, from_paper, paper_spacing, to_paper
 
-VOXEL_SIZE_TOLERANCE = 0.5
+VOXEL_SIZE_TOLERANCE = 0.5  # relative difference from the model's voxel size above which a result is warned about
+IN_PLANE_TOLERANCE = 0.1  # relative in-plane difference above which the network runs at the model's voxel size
 
 
 @dataclass
@@ -86,6 +88,7 @@ def superresolve(
     progress: Progress | None = None,
     flip_average: bool = True,
     back_projections: int = 0,
+    match_in_plane: bool = True,
 ) -> SuperResolutionResult:
     """Thick-slice volumes (same grid) -> thin-slice volumes on ``thin_grid``, in the inputs' units.
 
@@ -93,6 +96,11 @@ def superresolve(
     head are as plausible, and the thin grid mirrors onto itself) and averages the two passes.
     ``back_projections`` passes of ``thick_slices.back_project`` then make each output consistent
     with its thick input under the training forward model (0: the network's output as it is).
+    ``match_in_plane``: where the in-plane voxel size differs from the model's by more than
+    ``IN_PLANE_TOLERANCE``, the network runs at the model's in-plane voxel size and its residual is
+    brought back (``superresolve_arrays``' ``in_plane_scale``): a network of small receptive field
+    sharpens structures by their size in voxels, so on 0.5 mm voxels every structure looks twice as
+    wide to one trained on 1 mm (docs/superresolution.md, "In-plane voxel size").
     """
     check_model(model)
     if not images:
@@ -106,7 +114,8 @@ def superresolve(
         )
     axis = _slice_axis(model, images[0], slice_axis)
     grid = thin_grid(images[0], int(model.info.slice_factor), axis)
-    _warn_voxel_size(grid, model)
+    scale = in_plane_mismatch(grid, model, axis) if match_in_plane else None
+    _warn_voxel_size(grid, model, axis if scale else None)
     outputs, interpolated, reports = superresolve_arrays(
         model,
         [to_paper(image) for image in images],
@@ -117,6 +126,7 @@ def superresolve(
         progress=progress,
         flip_average=flip_average,
         back_projections=back_projections,
+        in_plane_scale=scale,
     )
     return SuperResolutionResult(
         outputs=[from_paper(o.astype(np.float32), grid) for o in outputs],
@@ -137,10 +147,32 @@ def superresolve_arrays(
     progress: Progress | None = None,
     flip_average: bool = True,
     back_projections: int = 0,
+    in_plane_scale: tuple[float, float] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[InferenceReport]]:
-    """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units."""
+    """Paper-order thick arrays -> (super-resolved, cubic-interpolated) thin arrays, in the arrays' units.
+
+    ``in_plane_scale``: the arrays' in-plane voxel size over the model's, for the two axes other than
+    ``axis`` in paper order. Where it is given, the network runs on the arrays resampled in-plane to
+    the model's voxel size (``resample_in_plane``) and its residual (what it adds to its cubic
+    input) is resampled back and added to the arrays' own cubic interpolation: the network sees
+    structures at the size it was trained on, and the output keeps the input's in-plane detail.
+    """
     if back_projections < 0:
         raise MRSynthError(f"back-projection passes {back_projections} is negative: give 0 (none) or more")
+    if in_plane_scale is not None:
+        factor = int(model.info.slice_factor)
+        shape = in_plane_shape(arrays[0].shape, axis, in_plane_scale)
+        coarse = [resample_in_plane(a, shape) for a in arrays]
+        coarse_mask = None if mask is None else resample_in_plane(np.asarray(mask, np.float32), shape, order=1) > 0.5
+        outputs, interpolated, reports = superresolve_arrays(
+            model, coarse, axis, mask=coarse_mask, options=options, device=device, progress=progress,
+            flip_average=flip_average,
+        )  # fmt: skip
+        native = [to_thin(a, axis, factor) for a in arrays]
+        outputs = [n + resample_in_plane(o - i, n.shape) for n, o, i in zip(native, outputs, interpolated)]
+        if back_projections:
+            outputs = [back_project(o, a, axis, factor, back_projections) for o, a in zip(outputs, arrays)]
+        return outputs, native, reports
     channels = model.info.in_channels
     factor = int(model.info.slice_factor)
     body = body_mask(arrays[0]) if mask is None else np.asarray(mask, dtype=bool)
@@ -174,9 +206,51 @@ def superresolve_arrays(
     return outputs, [low[i] * scaled[i][1] for i in range(len(arrays))], reports
 
 
-def _warn_voxel_size(grid: sitk.Image, model: LoadedModel) -> None:
-    spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size)
-    if np.any(np.abs(spacing - trained) > VOXEL_SIZE_TOLERANCE * trained):
+def in_plane_shape(shape: tuple[int, ...], axis: int, scale: tuple[float, float]) -> tuple[int, ...]:
+    """``shape`` with each in-plane size n turned into the count that spans the same extent at voxel size
+    times ``scale`` (first and last voxel centres kept): round((n - 1) * scale) + 1, at least 2."""
+    sizes = list(shape)
+    for a, k in zip((a for a in range(3) if a != axis), scale, strict=True):
+        sizes[a] = max(2, int(round((shape[a] - 1) * float(k))) + 1)
+    return tuple(sizes)
+
+
+def resample_in_plane(array: np.ndarray, shape: tuple[int, ...], order: int = 3) -> np.ndarray:
+    """``array`` resampled to ``shape`` (first and last voxel centres kept), by cubic B-spline, after a
+    Gaussian of sigma (f - 1) / 2 voxels along each axis shrunk by f > 1 so that the coarser grid does
+    not alias (the axes whose size is unchanged, the slice axis, are left alone)."""
+    array = np.asarray(array, dtype=np.float32)
+    if tuple(shape) == array.shape:
+        return array
+    shrink = [n / m for n, m in zip(array.shape, shape, strict=True)]
+    sigma = [max(0.0, (f - 1.0) / 2.0) for f in shrink]
+    smooth = ndimage.gaussian_filter(array, sigma, mode="nearest") if any(sigma) else array
+    zoom = [m / n for n, m in zip(array.shape, shape, strict=True)]  # grid_mode=False: corner centres kept
+    return ndimage.zoom(smooth, zoom, order=order, mode="nearest", grid_mode=False).astype(np.float32)
+
+
+def _differs(spacing: np.ndarray, trained: np.ndarray, tolerance: float = VOXEL_SIZE_TOLERANCE) -> np.ndarray:
+    return np.abs(spacing - trained) > tolerance * trained
+
+
+def in_plane_mismatch(grid: sitk.Image, model: LoadedModel, axis: int) -> tuple[float, float] | None:
+    """The thin grid's in-plane voxel size over the model's (paper order, the slice axis left out), or
+    None where both in-plane sizes are within ``IN_PLANE_TOLERANCE`` of the model's."""
+    spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size, dtype=float)
+    plane = [a for a in range(3) if a != axis]
+    if not _differs(spacing[plane], trained[plane], IN_PLANE_TOLERANCE).any():
+        return None
+    return float(spacing[plane[0]] / trained[plane[0]]), float(spacing[plane[1]] / trained[plane[1]])
+
+
+def _warn_voxel_size(grid: sitk.Image, model: LoadedModel, matched_axis: int | None = None) -> None:
+    """Warn where the thin grid's voxel size differs from the model's, along the slice axis alone where
+    the in-plane size is matched (``matched_axis``: the slice axis then)."""
+    spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size, dtype=float)
+    differs = _differs(spacing, trained)
+    if matched_axis is not None:
+        differs = differs[[matched_axis]]
+    if np.any(differs):
         warnings.warn(
             f"the super-resolved voxel size {tuple(round(float(v), 2) for v in spacing)} mm differs from the model's "
             f"training voxel size {tuple(round(float(v), 2) for v in trained)} mm (SI AP LR): results may be poorer "
@@ -222,6 +296,13 @@ def add_superres_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="N passes of back-projection onto the thick input after the network (default 0): removes what the "
         "thick slices contradict; assumes the training forward model, so best for simulated thick slices",
     )
+    parser.add_argument(
+        "--no-match-in-plane",
+        dest="match_in_plane",
+        action="store_false",
+        help="run the network at the input's own in-plane voxel size even where it differs from the model's "
+        "(by default the network runs at the model's and its residual is resampled back)",
+    )
     parser.set_defaults(func=run_superres)
     return parser
 
@@ -251,6 +332,7 @@ def run_superres(args: argparse.Namespace) -> int:
         device=args.device,
         flip_average=args.flip_average,
         back_projections=args.back_project,
+        match_in_plane=args.match_in_plane,
     )
     for image, path in zip(result.outputs + result.interpolated, outputs + interpolated):
         with atomic_path(path) as tmp:
