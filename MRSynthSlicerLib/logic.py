@@ -158,6 +158,7 @@ class SynthesisLogic:
         batchSize: int = 4,
         flipAverage: bool = True,
         backProjections: int = 0,
+        matchInPlane: bool = True,
         outputVolume: Any = None,
         outputLRVolume: Any = None,
         registrationPreset: str | None = None,
@@ -175,13 +176,16 @@ class SynthesisLogic:
         first input, with SlicerElastix (masks must then lie on that volume's grid). ``parameters`` are
         the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``).
         ``backProjections`` (super-resolution only) passes of back-projection onto the thick input follow
-        the network (``mrsynth.superres.superresolve``). Blocking returns
+        the network, and ``matchInPlane`` (super-resolution only) runs it at the model's in-plane voxel
+        size where the input's differs (``mrsynth.superres.superresolve``). Blocking returns
         ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
         """
         if not inputVolumes or any(node is None for node in inputVolumes):
             raise MRSynthError("select every input volume the model asks for")
         if backProjections and self.TASK != "super-resolution":
             raise MRSynthError("back-projection onto a thick input belongs to super-resolution: set backProjections=0")
+        if not matchInPlane and self.TASK != "super-resolution":
+            raise MRSynthError("matching the in-plane voxel size belongs to super-resolution: leave matchInPlane on")
         if registrationPreset:
             from .registration import register_inputs
 
@@ -208,6 +212,8 @@ class SynthesisLogic:
                 job["parameters"] = {name: float(value) for name, value in parameters.items()}
             if backProjections:
                 job["back_projections"] = int(backProjections)
+            if not matchInPlane:
+                job["match_in_plane"] = False
             if maskVolume is not None:
                 job["mask"] = self._write(maskVolume, folder, "mask.nrrd", "mask")
             if referenceVolume is not None:

@@ -102,7 +102,14 @@ def run(job_file: Path) -> None:
     if job.get("task") == "super-resolution":
         emit("STAGE", "super-resolving")
         body = None if mask is None else to_paper(mask) > 0
-        restored = superresolve(model, images, mask=body, back_projections=job.get("back_projections", 0), **common)
+        restored = superresolve(
+            model,
+            images,
+            mask=body,
+            back_projections=job.get("back_projections", 0),
+            match_in_plane=job.get("match_in_plane", True),
+            **common,
+        )
         (hr, *more), lr = restored.outputs, None
         for i, image in enumerate(more, start=2):  # a multi-contrast model restores every input
             sitk.WriteImage(image, str(partial / more_output_file(i)), useCompression=True)

@@ -55,6 +55,7 @@ class SuperResolutionParameterNode:
     batchSize: Annotated[int, Minimum(1)] = 4
     flipAverage: bool = True
     backProjections: Annotated[int, Minimum(0)] = 0
+    matchInPlane: bool = True
     outputVolume: vtkMRMLScalarVolumeNode
     t2Map: bool = False  # a DESS T2 map from a two-echo model's outputs
     dessTR: Annotated[float, WithinRange(0.1, 10000.0)] = 23.0
@@ -97,6 +98,7 @@ class SuperResolutionWidget(SynthesisWidget):
         arguments = super().processArguments()
         arguments["inputVolume"] = self._inputs()
         arguments["backProjections"] = self._parameterNode.backProjections
+        arguments["matchInPlane"] = self._parameterNode.matchInPlane
         return arguments
 
     def showOutputs(self, outputs: Any) -> None:

@@ -374,3 +374,26 @@ def test_registration_presets_that_slicer_elastix_can_run(tmp_path, monkeypatch,
         registration.register_inputs([nodes["GE_aOP"]], None, "stiff", tmp_path)
     with pytest.raises(MRSynthError, match="SlicerElastix"):
         registration.register_inputs([nodes["GE_aOP"], nodes["GE_aIP"]], None, "two-stage", tmp_path)
+
+
+def test_in_plane_matching_reaches_the_library_and_can_be_turned_off(sr_registry, scene_and_nodes, tmp_path):
+    """A thick input on 0.4 mm in-plane voxels: on by default, off on request, refused for synthesis."""
+    scene = slicer.vtkMRMLScene()
+    logic = SuperResolutionLogic(scene)
+    sim = simulate(bundled_phantom()[60:108, 60:108, 70:102], "brainweb", seed=2)
+    fine = sim["TSE_thick"]
+    fine.SetSpacing([0.4 if s < 2 else s for s in fine.GetSpacing()])  # in-plane 0.4 mm, the slices as they were
+    thick = volumes.add_volume(scene, fine, "TSE_thick")
+    model = load_model(sr_registry)
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)  # a live residual, so that the two paths differ
+    live = save_checkpoint(tmp_path / "live.pt", model.network, model.info)  # a checkpoint file, as users give
+    for match in (True, False):
+        outputs = logic.process(thick, str(live), matchInPlane=match)
+        restored = to_paper(volumes.image_from_node(outputs.volume))
+        expected = superresolve(model, [fine], device="cpu", match_in_plane=match).outputs[0]
+        np.testing.assert_allclose(restored, to_paper(expected), rtol=1e-4, atol=1e-4 * float(restored.max()))
+    synthesis_scene, nodes = scene_and_nodes
+    with pytest.raises(MRSynthError, match="in-plane"):
+        ContrastSynthesisLogic(synthesis_scene).process([nodes["GE_aOP"], nodes["GE_aIP"]], "gre-to-tse-sim",
+                                                        matchInPlane=False)  # fmt: skip
