@@ -169,7 +169,7 @@ def superresolve_arrays(
             flip_average=flip_average,
         )  # fmt: skip
         native = [to_thin(a, axis, factor) for a in arrays]
-        outputs = [n + resample_in_plane(o - i, n.shape) for n, o, i in zip(native, outputs, interpolated)]
+        outputs = [n + resample_in_plane(o - i, n.shape) for n, o, i in zip(native, outputs, interpolated, strict=True)]
         if back_projections:
             outputs = [back_project(o, a, axis, factor, back_projections) for o, a in zip(outputs, arrays)]
         return outputs, native, reports
