@@ -177,7 +177,7 @@ class SynthesisLogic:
         the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``).
         ``backProjections`` (super-resolution only) passes of back-projection onto the thick input follow
         the network, and ``matchInPlane`` (super-resolution only) runs it at the model's in-plane voxel
-        size where the input's differs (``mrsynth.superres.superresolve``). Blocking returns
+        size where the input's is finer (``mrsynth.superres.superresolve``). Blocking returns
         ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
         """
         if not inputVolumes or any(node is None for node in inputVolumes):

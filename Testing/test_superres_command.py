@@ -168,3 +168,15 @@ def test_resample_in_plane_keeps_the_extent_and_smooth_structure():
     assert np.abs(back - smooth)[:, 5:-5, 5:-5].max() < 0.03
     noise = np.random.default_rng(0).standard_normal((3, 64, 64)).astype(np.float32)
     assert resample_in_plane(noise, (3, 32, 32)).std() < 0.6  # shrinking low-passes first: no aliased noise
+
+
+def test_coarser_in_plane_voxels_run_as_they_are(tmp_path):
+    """Only finer in-plane voxels are matched (coarser ones gained nothing, docs/superresolution.md)."""
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)
+    thick = simulate_thick(_thin_head(), 4, "SI")
+    thick.SetSpacing((1.6, 1.6, 4.0))
+    with pytest.warns(UserWarning, match="differs from the model's training voxel size"):
+        out = to_paper(superresolve(model, [thick]).outputs[0])
+    np.testing.assert_allclose(out, superresolve_arrays(model, [to_paper(thick)], 0)[0][0], atol=1e-5)

@@ -45,7 +45,7 @@ from .tiling import DEFAULT_MEMORY_GB
 from .volume_io import check_same_grid, from_paper, paper_spacing, to_paper
 
 VOXEL_SIZE_TOLERANCE = 0.5  # relative difference from the model's voxel size above which a result is warned about
-IN_PLANE_TOLERANCE = 0.1  # relative in-plane difference above which the network runs at the model's voxel size
+IN_PLANE_TOLERANCE = 0.1  # in-plane voxels this much finer than the model's: the network runs at the model's size
 
 
 @dataclass
@@ -96,7 +96,7 @@ def superresolve(
     head are as plausible, and the thin grid mirrors onto itself) and averages the two passes.
     ``back_projections`` passes of ``thick_slices.back_project`` then make each output consistent
     with its thick input under the training forward model (0: the network's output as it is).
-    ``match_in_plane``: where the in-plane voxel size differs from the model's by more than
+    ``match_in_plane``: where the in-plane voxels are finer than the model's by more than
     ``IN_PLANE_TOLERANCE``, the network runs at the model's in-plane voxel size and its residual is
     brought back (``superresolve_arrays``' ``in_plane_scale``): a network of small receptive field
     sharpens structures by their size in voxels, so on 0.5 mm voxels every structure looks twice as
@@ -115,7 +115,8 @@ def superresolve(
     axis = _slice_axis(model, images[0], slice_axis)
     grid = thin_grid(images[0], int(model.info.slice_factor), axis)
     scale = in_plane_mismatch(grid, model, axis) if match_in_plane else None
-    _warn_voxel_size(grid, model, axis if scale else None)
+    plane = [a for a in range(3) if a != axis]
+    _warn_voxel_size(grid, model, [a for a, k in zip(plane, scale or (1.0, 1.0), strict=True) if k != 1.0])
     outputs, interpolated, reports = superresolve_arrays(
         model,
         [to_paper(image) for image in images],
@@ -229,27 +230,30 @@ def resample_in_plane(array: np.ndarray, shape: tuple[int, ...], order: int = 3)
     return ndimage.zoom(smooth, zoom, order=order, mode="nearest", grid_mode=False).astype(np.float32)
 
 
-def _differs(spacing: np.ndarray, trained: np.ndarray, tolerance: float = VOXEL_SIZE_TOLERANCE) -> np.ndarray:
-    return np.abs(spacing - trained) > tolerance * trained
+def _differs(spacing: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    return np.abs(spacing - trained) > VOXEL_SIZE_TOLERANCE * trained
 
 
 def in_plane_mismatch(grid: sitk.Image, model: LoadedModel, axis: int) -> tuple[float, float] | None:
-    """The thin grid's in-plane voxel size over the model's (paper order, the slice axis left out), or
-    None where both in-plane sizes are within ``IN_PLANE_TOLERANCE`` of the model's."""
+    """The thin grid's in-plane voxel size over the model's (paper order, the slice axis left out) along
+    each in-plane axis finer than the model's by more than ``IN_PLANE_TOLERANCE`` (1 along the others),
+    or None where neither is. Coarser axes are left alone: on 1.5 mm voxels running at the model's
+    1 mm gained nothing and took longer (docs/superresolution.md, "In-plane voxel size")."""
     spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size, dtype=float)
     plane = [a for a in range(3) if a != axis]
-    if not _differs(spacing[plane], trained[plane], IN_PLANE_TOLERANCE).any():
+    finer = [spacing[a] < (1.0 - IN_PLANE_TOLERANCE) * trained[a] for a in plane]
+    if not any(finer):
         return None
-    return float(spacing[plane[0]] / trained[plane[0]]), float(spacing[plane[1]] / trained[plane[1]])
+    first, second = (float(spacing[a] / trained[a]) if f else 1.0 for a, f in zip(plane, finer, strict=True))
+    return first, second
 
 
-def _warn_voxel_size(grid: sitk.Image, model: LoadedModel, matched_axis: int | None = None) -> None:
-    """Warn where the thin grid's voxel size differs from the model's, along the slice axis alone where
-    the in-plane size is matched (``matched_axis``: the slice axis then)."""
+def _warn_voxel_size(grid: sitk.Image, model: LoadedModel, matched: list[int]) -> None:
+    """Warn where the thin grid's voxel size differs from the model's along an axis the network does not
+    run matched along (``matched``: the in-plane axes resampled to the model's voxel size)."""
     spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size, dtype=float)
     differs = _differs(spacing, trained)
-    if matched_axis is not None:
-        differs = differs[[matched_axis]]
+    differs[matched] = False
     if np.any(differs):
         warnings.warn(
             f"the super-resolved voxel size {tuple(round(float(v), 2) for v in spacing)} mm differs from the model's "
@@ -300,7 +304,7 @@ def add_superres_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--no-match-in-plane",
         dest="match_in_plane",
         action="store_false",
-        help="run the network at the input's own in-plane voxel size even where it differs from the model's "
+        help="run the network at the input's own in-plane voxel size even where it is finer than the model's "
         "(by default the network runs at the model's and its residual is resampled back)",
     )
     parser.set_defaults(func=run_superres)
