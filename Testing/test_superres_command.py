@@ -180,3 +180,15 @@ def test_coarser_in_plane_voxels_run_as_they_are(tmp_path):
     with pytest.warns(UserWarning, match="differs from the model's training voxel size"):
         out = to_paper(superresolve(model, [thick]).outputs[0])
     np.testing.assert_allclose(out, superresolve_arrays(model, [to_paper(thick)], 0)[0][0], atol=1e-5)
+
+
+def test_cli_says_when_the_network_ran_at_the_models_in_plane_voxel_size(tmp_path, capsys):
+    path = _model(tmp_path / "m.pt")
+    sitk.WriteImage(_fine_in_plane_thick(), str(tmp_path / "thick.nii.gz"))
+    args = ["superres", str(path), str(tmp_path / "thick.nii.gz")]
+    assert main([*args, "--output", str(tmp_path / "a.nii.gz")]) == 0
+    assert "network run at the model's in-plane voxel size (AP and LR voxels x0.4, x0.4" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="differs from the model's training voxel size"):
+        assert main([*args, "--no-match-in-plane", "--output", str(tmp_path / "b.nii.gz")]) == 0
+    assert "in-plane voxel size" not in capsys.readouterr().out
+    assert superresolve(load_checkpoint(path), [_fine_in_plane_thick()]).in_plane_scale == (0.4, 0.4)

@@ -56,6 +56,7 @@ class SuperResolutionResult:
     interpolated: list[sitk.Image]
     slice_axis: int
     reports: list[InferenceReport]
+    in_plane_scale: tuple[float, float] | None = None  # input over model in-plane voxel size where matched
 
 
 def check_model(model: LoadedModel) -> None:
@@ -134,6 +135,7 @@ def superresolve(
         interpolated=[from_paper(i.astype(np.float32), grid) for i in interpolated],
         slice_axis=axis,
         reports=reports,
+        in_plane_scale=scale,
     )
 
 
@@ -343,5 +345,9 @@ def run_superres(args: argparse.Namespace) -> int:
             sitk.WriteImage(image, str(tmp), useCompression=True)
     for report in result.reports:
         print(report.summary())
+    if result.in_plane_scale:
+        plane = " and ".join(AXIS_NAMES[a] for a in range(3) if a != result.slice_axis)
+        print(f"network run at the model's in-plane voxel size ({plane} voxels x{result.in_plane_scale[0]:.3g}, "
+              f"x{result.in_plane_scale[1]:.3g} of it; --no-match-in-plane runs it on the input's)")  # fmt: skip
     print(f"slice axis {AXIS_NAMES[result.slice_axis]}, x{model.info.slice_factor}; wrote {len(outputs)} volumes")
     return 0
