@@ -232,10 +232,6 @@ def resample_in_plane(array: np.ndarray, shape: tuple[int, ...], order: int = 3)
     return ndimage.zoom(smooth, zoom, order=order, mode="nearest", grid_mode=False).astype(np.float32)
 
 
-def _differs(spacing: np.ndarray, trained: np.ndarray) -> np.ndarray:
-    return np.abs(spacing - trained) > VOXEL_SIZE_TOLERANCE * trained
-
-
 def in_plane_mismatch(grid: sitk.Image, model: LoadedModel, axis: int) -> tuple[float, float] | None:
     """The thin grid's in-plane voxel size over the model's (paper order, the slice axis left out) along
     each in-plane axis finer than the model's by more than ``IN_PLANE_TOLERANCE`` (1 along the others),
@@ -254,7 +250,7 @@ def _warn_voxel_size(grid: sitk.Image, model: LoadedModel, matched: list[int]) -
     """Warn where the thin grid's voxel size differs from the model's along an axis the network does not
     run matched along (``matched``: the in-plane axes resampled to the model's voxel size)."""
     spacing, trained = np.array(paper_spacing(grid)), np.array(model.info.voxel_size, dtype=float)
-    differs = _differs(spacing, trained)
+    differs = np.abs(spacing - trained) > VOXEL_SIZE_TOLERANCE * trained
     differs[matched] = False
     if np.any(differs):
         warnings.warn(
