@@ -156,7 +156,7 @@ class CTTrainer(Trainer):
         model = self.network
         context = model.context
         planes = model.slice_channels(xt)[context :: 2 * context + 1]
-        raw = model.net(planes)
+        raw = self.forward(model.net, planes)
         kind = self.config["loss"]
         if kind == "bce":
             return F.binary_cross_entropy_with_logits(raw, (yt / model.output_scale).clamp(0.0, 1.0))

@@ -177,7 +177,7 @@ class EncoderTrainer(Trainer):
         xt = torch.from_numpy(x).to(self.device)
         network = self.network
         target = network.to_internal(xt.clamp(0.0, network.intensity_range))
-        return torch.nn.functional.mse_loss(network.reconstruct(xt), target)
+        return torch.nn.functional.mse_loss(self.forward(network.reconstruct, xt), target)
 
     def model_info(self) -> ModelInfo:
         return ModelInfo(

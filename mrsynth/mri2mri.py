@@ -188,7 +188,7 @@ class Mri2MriTrainer(Trainer):
         """Perceptual loss on the feature network's chosen layers plus ``l1_weight`` x L1 (L1 alone without one),
         plus ``ssim_weight`` x (1 - SSIM)."""
         xt, yt = self._on_device(x[:, :, 0], y[:, :, 0], flip)
-        out = self.network(xt)
+        out = self.forward(self.network, xt)
         settings = self.config["loss"]
         if self.features is None:
             loss = F.l1_loss(out, yt)

@@ -212,7 +212,7 @@ class ReparamTrainer(Trainer):
         xt, yt = self._on_device(x, y, flip)
         conditions = torch.from_numpy(k).to(self.device)
         if self.maps:
-            maps = self.network.maps(xt, conditions[:, :2])
+            maps = self.forward(self.network.maps, xt, conditions[:, :2])
             groups = draw_groups(k)
             out = self.network.render(maps, *self.network.settings(conditions, 2))
             own = self.network.render(maps, *self.network.settings(conditions, 0))
@@ -221,7 +221,7 @@ class ReparamTrainer(Trainer):
             if yt.shape[1] > 2:
                 loss = loss + float(self.config["map_weight"]) * map_error(maps, yt[:, 2:])
             return loss
-        out = self.network(xt, conditions)
+        out = self.forward(self.network, xt, conditions)
         if self.config["loss"] == "relative_mse":
             return relative_mse(out, yt, xt, draw_groups(k))
         return torch.nn.functional.mse_loss(out, yt)

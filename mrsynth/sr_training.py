@@ -270,7 +270,7 @@ class SRTrainer(Trainer):
         """L2 between the super-resolved patch and the thin one (``k``, the slice axes, is not needed), plus
         ``echo_ratio_weight`` times the echo-ratio loss of ``echo_ratio_form``."""
         xt, yt = self._on_device(x, y, flip)
-        output = self.network(xt)
+        output = self.forward(self.network, xt)
         loss = torch.nn.functional.mse_loss(output, yt)
         if self.echo_ratio_weight:
             loss = loss + self.echo_ratio_weight * echo_ratio_loss(output, yt, self.echo_ratio_form)

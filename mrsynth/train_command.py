@@ -48,7 +48,8 @@ def add_train_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a setting (with --resume: iterations, checkpoint_every, device, threads), dotted keys for "
+        help="override a setting (with --resume only the run's own: iterations, checkpoint_every, device, threads, "
+        "data_workers, time_budget_minutes, precision), dotted keys for "
         "nested ones, YAML values: --set iterations=200 "
         "--set model.width=8 --set 'data.train=[cases/s01, cases/s02]'",
     )
