@@ -217,6 +217,16 @@ def test_bad_strides_and_options_are_rejected():
         sliding_window(x, FirstChannel(), PATCH, (18, 18, 4), mask=np.ones((4, 4, 4), bool))
 
 
+
+def test_bfloat16_runs_on_the_cpu_close_to_float32_and_float16_is_refused_there():
+    x, net = _volume((20, 24, 16)), _random_highresnet()
+    exact = full_context(x, net).hr
+    reduced = full_context(x, net, options=InferenceOptions(precision="bfloat16")).hr
+    assert reduced.dtype == np.float32 and not np.array_equal(exact, reduced)  # it did run in bfloat16
+    assert np.abs(reduced - exact).max() < 0.02 * np.abs(exact).max()  # an 8-bit mantissa's rounding, no more
+    with pytest.raises(MRSynthError, match="float16 needs a CUDA device.*use bfloat16 or float32 on cpu"):
+        full_context(x, net, options=InferenceOptions(precision="float16"))
+
 def test_presets():
     assert InferenceOptions.preset("fast").mode == "full-context"
     assert InferenceOptions.preset("paper").stride == (18, 18, 4)

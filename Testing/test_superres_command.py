@@ -65,6 +65,22 @@ def test_cli_writes_one_output_per_input_and_refuses_wrong_models(tmp_path, caps
     assert not (tmp_path / "c.nii.gz").exists()
 
 
+def test_cli_runs_the_network_in_bfloat16_on_request(tmp_path):
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)  # a residual to compute: an untrained head returns the input
+    save_checkpoint(tmp_path / "m.pt", model.network, model.info)
+    sitk.WriteImage(_thin_head(), str(tmp_path / "thin.nii.gz"))
+    args = ["superres", str(tmp_path / "m.pt"), str(tmp_path / "thin.nii.gz"), "--simulate-thick", "--slice-axis", "SI"]
+    for precision in ("float32", "bfloat16"):
+        assert main([*args, "--precision", precision, "--output", str(tmp_path / f"{precision}.nii.gz")]) == 0
+    exact, reduced = (
+        sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{p}.nii.gz"))) for p in ("float32", "bfloat16")
+    )
+    residual = np.abs(exact - to_thin(to_paper(simulate_thick(_thin_head(), 4, "SI")), 0, 4)).max()
+    assert not np.array_equal(exact, reduced) and np.abs(exact - reduced).max() < 0.05 * residual
+
+
 def test_isotropic_input_needs_a_slice_axis(tmp_path):
     model = load_checkpoint(_model(tmp_path / "m.pt"))
     with pytest.raises(MRSynthError, match="slice axis"):

@@ -297,21 +297,21 @@ def test_early_stopping_ends_a_run_and_survives_resume(cases, tmp_path):
         train(_config(cases, early_stopping={"patience": 2, "wait": 3}), tmp_path / "bad")
 
 
-def test_bf16_precision_runs_the_network_alone_in_bfloat16_and_keeps_float32_weights(cases, tmp_path):
+def test_bfloat16_precision_runs_the_network_alone_in_bfloat16_and_keeps_float32_weights(cases, tmp_path):
     from mrsynth.training import Trainer
 
     full = Trainer(_config(cases, model={"width": 4, "blocks_per_stage": 1}), tmp_path / "a")
-    half = Trainer(_config(cases, model={"width": 4, "blocks_per_stage": 1}, precision="bf16"), tmp_path / "b")
+    half = Trainer(_config(cases, model={"width": 4, "blocks_per_stage": 1}, precision="bfloat16"), tmp_path / "b")
     x, y, k = full.sampler.draw(2)
     xt = torch.from_numpy(x)
     exact, reduced = full.forward(full.network, xt), half.forward(half.network, xt)  # same seed: same weights
     assert reduced.dtype == torch.float32 and not torch.equal(exact, reduced)  # bfloat16 inside, float32 out
     assert (reduced - exact).abs().max().item() < 0.02 * exact.abs().max().item()  # 8-bit mantissa, not garbage
     assert half.loss(x, y, k, flip=False).item() == pytest.approx(full.loss(x, y, k, flip=False).item(), rel=0.02)
-    path = train(_config(cases, precision="bf16", iterations=3), tmp_path / "run")
+    path = train(_config(cases, precision="bfloat16", iterations=3), tmp_path / "run")
     assert all(p.dtype == torch.float32 for p in load_checkpoint(path).network.parameters())
     # a run may change precision when it resumes (as it may change device); other values are refused
-    train(resume=tmp_path / "run", resume_overrides={"precision": "fp32", "iterations": 4})
+    train(resume=tmp_path / "run", resume_overrides={"precision": "float32", "iterations": 4})
     assert read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]["iteration"] == 4
-    with pytest.raises(MRSynthError, match="precision must be fp32 or bf16, not 'fp16'"):
+    with pytest.raises(MRSynthError, match="precision must be float32 or bfloat16, not 'fp16'"):
         train(_config(cases, precision="fp16"), tmp_path / "bad")

@@ -71,12 +71,12 @@ def test_a_run_with_data_workers_trains_and_exports(shared_data, tmp_path):
 
 
 
-def test_a_batch_normalised_paramnet_trains_in_bf16(shared_data, tmp_path):
+def test_a_batch_normalised_paramnet_trains_in_bfloat16(shared_data, tmp_path):
     """Batch norm under autocast: the bfloat16 path of a network with normalisation layers trains too."""
     from mrsynth.checkpoint import load_checkpoint
 
-    model = load_checkpoint(train_reparam(_config([_labels(shared_data)], precision="bf16"), tmp_path / "run"))
-    assert model.info.training["config"]["precision"] == "bf16"
+    model = load_checkpoint(train_reparam(_config([_labels(shared_data)], precision="bfloat16"), tmp_path / "run"))
+    assert model.info.training["config"]["precision"] == "bfloat16"
     assert all(p.dtype == torch.float32 and p.isfinite().all() for p in model.network.parameters())
 
 def test_a_time_budget_ends_the_run_with_its_cosine_spent_and_is_resumable(shared_data, tmp_path):

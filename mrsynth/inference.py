@@ -87,7 +87,8 @@ class InferenceOptions:
 
     ``stride`` None means the model's own; ``tile`` None means planned from ``memory_gb``.
     ``skip_background`` skips windows (and tiles) with no voxel of the body mask: their voxels get
-    0, the background of normalised images. ``precision`` bfloat16/float16 applies to CUDA.
+    0, the background of normalised images. ``precision`` bfloat16 runs the network under autocast
+    on a CPU or a GPU, float16 on a GPU only.
     ``channels_last`` runs 3D convolutions in the channels-last layout, which oneDNN (CPU) and cuDNN
     (GPU) run faster (on a CPU with the bundled model, 1.64x over the default layout in
     docs/benchmarks.md; results equal to 1e-6).
@@ -133,8 +134,11 @@ class InferenceOptions:
                 "compiling applies to the sliding mode, whose windows share one shape: use mode sliding "
                 "(e.g. the paper preset) or leave compile off"
             )
-        if self.precision != "float32" and device.type != "cuda":
-            raise MRSynthError(f"precision {self.precision} needs a CUDA device: use float32 on {device.type}")
+        if self.precision == "float16" and device.type != "cuda":
+            raise MRSynthError(
+                "precision float16 needs a CUDA device (CPUs compute it slowly): "
+                f"use bfloat16 or float32 on {device.type}"
+            )
         return self
 
 

@@ -1,13 +1,13 @@
 """Training in bfloat16 against float32, side by side on a real config: step time and validation loss.
 
 Two trainers of the config's task are built with the same settings and seed, one with ``precision:
-fp32`` and one with ``precision: bf16``, so they start from the same weights and hold the same
+float32`` and one with ``precision: bfloat16``, so they start from the same weights and hold the same
 validation patches. Each iteration draws one batch and gives it to both, in alternating order; each
 trainer takes one step (its loss, backward, Adam) and is timed. The medians of the step times and
 their ratio are printed, then each trainer's validation loss (in float32 and in its own precision)
 before and after, so that the speed is shown together with what it costs in accuracy.
 
-    PYTHONPATH=. python scripts/bench_precision.py configs/gre-to-tse-sim-mind.yaml \\
+    PYTHONPATH=. python scripts/bench_training_precision.py configs/gre-to-tse-sim-mind.yaml \\
         --set init_weights=mrsynth/models/gre-to-tse-sim.pt --iterations 60 --threads 1
 """
 
@@ -62,25 +62,28 @@ def main() -> None:
     overrides = parse_overrides(args.set) | {"threads": args.threads, "data_workers": 0}
     trainers = {}
     with tempfile.TemporaryDirectory() as scratch:  # the runs' folders: nothing is written there but this
-        for precision in ("fp32", "bf16"):
+        for precision in ("float32", "bfloat16"):
             config = load_config(args.config, overrides | {"precision": precision}, defaults)
             trainers[precision] = trainer_class(config, Path(scratch) / precision)
         before = {name: (validation(t), t.validate()) for name, t in trainers.items()}
         times: dict[str, list[float]] = {name: [] for name in trainers}
         for i in range(args.iterations):
-            batch = trainers["fp32"].sampler.draw(int(trainers["fp32"].config["batch_size"]))
+            batch = trainers["float32"].sampler.draw(int(trainers["float32"].config["batch_size"]))
             order = list(trainers) if i % 2 == 0 else list(reversed(trainers))
             for name in order:
                 seconds = step(trainers[name], batch, i)
                 if i:  # the first step warms up
                     times[name].append(seconds)
         after = {name: (validation(t), t.validate()) for name, t in trainers.items()}
-    fp32, bf16 = (float(np.median(times[n])) for n in ("fp32", "bf16"))
-    print(f"{args.config}, {args.iterations} steps, {args.threads} thread(s), device {trainers['fp32'].device}")
-    print(f"step time (median of {len(times['fp32'])}): fp32 {fp32:.3f} s, bf16 {bf16:.3f} s, ratio {fp32 / bf16:.2f}x")
+    fp32, bf16 = (float(np.median(times[n])) for n in ("float32", "bfloat16"))
+    print(f"{args.config}, {args.iterations} steps, {args.threads} thread(s), device {trainers['float32'].device}")
+    print(
+        f"step time (median of {len(times['float32'])}): float32 {fp32:.3f} s, bfloat16 {bf16:.3f} s, "
+        f"ratio {fp32 / bf16:.2f}x"
+    )
     for name in trainers:
         (start32, start_own), (end32, end_own) = before[name], after[name]
-        print(f"{name}: validation loss {start32:.5f} -> {end32:.5f} (network in fp32), "
+        print(f"{name}: validation loss {start32:.5f} -> {end32:.5f} (network in float32), "
               f"{start_own:.5f} -> {end_own:.5f} (in its own precision)")  # fmt: skip
 
 
