@@ -64,6 +64,7 @@ class ContrastSynthesisParameterNode:
     strideLR: Annotated[int, Minimum(1)] = 4
     batchSize: Annotated[int, Minimum(1)] = 4
     flipAverage: bool = True
+    precision: Annotated[str, Choice(["float32", "bfloat16", "float16"])] = "float32"
     outputVolume: vtkMRMLScalarVolumeNode
     outputLRVolume: vtkMRMLScalarVolumeNode
 

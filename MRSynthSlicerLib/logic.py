@@ -157,6 +157,7 @@ class SynthesisLogic:
         device: str = "auto",
         batchSize: int = 4,
         flipAverage: bool = True,
+        precision: str = "float32",
         backProjections: int = 0,
         matchInPlane: bool = True,
         outputVolume: Any = None,
@@ -173,7 +174,9 @@ class SynthesisLogic:
         ``maskVolume`` is the body mask for normalisation and the metrics; with ``referenceVolume`` the
         relative-error and dSSIM maps and a metrics table (body, and bone with ``boneMaskVolume``) are
         added. ``registrationPreset`` (e.g. ``rigid``) first aligns the inputs to the reference, or to the
-        first input, with SlicerElastix (masks must then lie on that volume's grid). ``parameters`` are
+        first input, with SlicerElastix (masks must then lie on that volume's grid). ``precision``
+        bfloat16 runs the network under autocast (about twice as fast on CPUs with bfloat16 units, outputs
+        within about 1 % of float32's; float16 needs a GPU). ``parameters`` are
         the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``).
         ``backProjections`` (super-resolution only) passes of back-projection onto the thick input follow
         the network, and ``matchInPlane`` (super-resolution only) runs it at the model's in-plane voxel
@@ -191,6 +194,8 @@ class SynthesisLogic:
 
             inputVolumes = register_inputs(inputVolumes, referenceVolume, registrationPreset)
         options: dict[str, Any] = {"batch_size": int(batchSize)}
+        if precision != "float32":
+            options["precision"] = str(precision)
         if stride is not None:
             options.update(mode="sliding", stride=[int(s) for s in stride])
         folder = Path(tempfile.mkdtemp(prefix="mrsynth-job-"))

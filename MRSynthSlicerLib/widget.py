@@ -223,6 +223,7 @@ class SynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "device": self.ui.deviceComboBox.currentText,
             "batchSize": p.batchSize,
             "flipAverage": p.flipAverage,
+            "precision": p.precision,
             "outputVolume": p.outputVolume,
         }
 

@@ -54,6 +54,7 @@ class SuperResolutionParameterNode:
     strideLR: Annotated[int, Minimum(1)] = 4
     batchSize: Annotated[int, Minimum(1)] = 4
     flipAverage: bool = True
+    precision: Annotated[str, Choice(["float32", "bfloat16", "float16"])] = "float32"
     backProjections: Annotated[int, Minimum(0)] = 0
     matchInPlane: bool = True
     outputVolume: vtkMRMLScalarVolumeNode

@@ -125,6 +125,11 @@ def test_every_parameter_is_bound_to_one_fitting_widget(app, module):
             assert cls == "qMRMLNodeComboBox"
             types = {s.text for s in _property(element, "nodeTypes").iter("string")}
             assert types <= MRML_TYPES[annotation] and types, (field, types)
+        elif "Choice" in annotation:
+            assert cls == "QComboBox"
+            choices = re.search(r"Choice\(\[(.*)\]\)", annotation).group(1)
+            items = [item.find("property/string").text for item in element.findall("item")]
+            assert items == [c.strip().strip("'\"") for c in choices.split(",")]
         elif annotation == "bool":
             assert cls == "QCheckBox"
         elif "int" in annotation:
@@ -134,11 +139,6 @@ def test_every_parameter_is_bound_to_one_fitting_widget(app, module):
             low, high = (float(v) for v in re.search(r"WithinRange\((.*), (.*)\)", annotation).groups())
             assert float(_property(element, "minimum").findtext("double")) == low
             assert float(_property(element, "maximum").findtext("double")) == high
-        elif "Choice" in annotation:
-            assert cls == "QComboBox"
-            choices = re.search(r"Choice\(\[(.*)\]\)", annotation).group(1)
-            items = [item.find("property/string").text for item in element.findall("item")]
-            assert items == [c.strip().strip("'\"") for c in choices.split(",")]
         else:
             pytest.fail(f"no widget check for {field}: {annotation}")
 
