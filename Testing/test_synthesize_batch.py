@@ -6,6 +6,7 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 from slicer_support import ROOT
@@ -81,3 +82,45 @@ def test_shard_argument_and_case_lists(tmp_path):
     assert [p.name for p in synthesize_batch.list_cases(args)] == ["b", "d"]
     args = synthesize_batch.parser().parse_args(["m", "--list", str(tmp_path / "list.txt"), "--out-dir", "o"])
     assert [p.name for p in synthesize_batch.list_cases(args)] == ["a", "c"]
+
+
+def test_a_conditioned_model_runs_with_its_parameters_in_bfloat16(cohort, tmp_path):
+    """--param, --precision and --batch-size reach the library: the result of the same synthesize call (the
+    case folder given after the options, as users write it)."""
+    from mrsynth.inference import InferenceOptions
+    from mrsynth.models import load_model
+    from mrsynth.synthesis import synthesize
+
+    case, out = cohort / "subject1", tmp_path / "results"
+    settings = ["--inputs", "TSE_T2_HR", "--mask", "head_mask", "--param", "TR=2000", "--param", "TE=80"]
+    result = _run("reparam-default-sim", "--out-dir", str(out), *settings,
+                  "--precision", "bfloat16", "--batch-size", "2", "--device", "cpu", str(case))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    image, mask = (sitk.ReadImage(str(case / f"{name}.nii.gz")) for name in ("TSE_T2_HR", "head_mask"))
+    expected = synthesize(
+        load_model("reparam-default-sim"),
+        [image],
+        mask=mask,
+        device="cpu",
+        parameters={"TR": 2000, "TE": 80},
+        options=InferenceOptions(batch_size=2, precision="bfloat16"),
+    ).hr
+    produced = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "subject1" / "hr.nrrd")))
+    np.testing.assert_allclose(produced, sitk.GetArrayFromImage(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("model", "settings", "message"),
+    [
+        ("reparam-default-sim", ["--param", "TR=2000"], "TE"),
+        ("reparam-default-sim", ["--param", "TR=2000", "--param", "TE=5000"], "TE"),
+        ("gre-to-tse-sim", ["--param", "TR=2000"], "TR"),
+        ("gre-to-tse-sim", ["--precision", "float16", "--device", "cpu"], "float16 needs a CUDA device"),
+    ],
+)
+def test_settings_that_fail_every_case_stop_before_the_first(cohort, tmp_path, model, settings, message):
+    out = tmp_path / "results"
+    result = _run(model, "--cases-dir", str(cohort), "--out-dir", str(out), *settings)
+    assert result.returncode == 2
+    assert message in result.stderr and "synthesize_batch:" in result.stderr
+    assert not out.exists()  # nothing started, nothing half-written

@@ -1,6 +1,7 @@
 """Run an MRSynth model over many cases, e.g. a cohort split over a cluster job array.
 
     python scripts/synthesize_batch.py MODEL CASE_DIR... --out-dir OUT [--reference TSE_HR] [--shard i/n]
+        [--param TR=2000 --param TE=80] [--precision bfloat16] [--batch-size 8]
     Slicer --no-main-window --python-script scripts/synthesize_batch.py -- MODEL --cases-dir DIR --out-dir OUT
 
 A case is a folder holding the model's inputs as ``<input name>.<ext>`` (e.g. ``GE_aOP.nii.gz``,
@@ -10,7 +11,9 @@ synthetic volume), ``lr.nrrd`` (High-to-low models), with a reference ``re.nrrd`
 ``metrics.json``, and a ``log.txt``. One CSV (default ``OUT/metrics[-shard-i-of-n].csv``) has a row
 per case and region. ``--shard i/n`` (i from 0 to n-1) keeps every n-th case of the sorted list, so
 ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`` splits a cohort over a job array. A failing
-case is logged in the CSV and the others go on; the exit code is 1 if any failed.
+case is logged in the CSV and the others go on; the exit code is 1 if any failed. Settings that would
+fail every case (a conditioned model's ``--param`` values, a precision the device cannot run) are
+checked once, before the first case, and end the run with exit code 2.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from mrsynth.inference import PRECISIONS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model", help="registered model name or checkpoint file")
     p.add_argument("cases", nargs="*", type=Path, help="case folders")
@@ -56,6 +61,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["fast", "paper", "smooth"], default="fast")
     p.add_argument("--stride", nargs=3, type=int, metavar=("SI", "AP", "LR"), help="sliding-window stride")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="acquisition parameter of a conditioned model, once per parameter (as mrsynth synthesize --param)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default="float32",
+        help="the network under autocast in bfloat16 (CPU or GPU) or float16 (GPU only)",
+    )
+    p.add_argument("--batch-size", type=int, default=4, help="sliding windows per network call (default 4)")
     p.add_argument("--no-flip-average", dest="flip_average", action="store_false")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n")
     p.add_argument("--metrics", type=Path, help="CSV file (default: in --out-dir)")
@@ -81,7 +100,20 @@ def list_cases(args: argparse.Namespace) -> list[Path]:
     return sorted(set(cases), key=lambda p: (p.name, str(p)))[index::count]
 
 
-def run_case(args: argparse.Namespace, inputs: list[str], case: Path) -> list[dict]:
+def checked_settings(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
+    """The input file names and acquisition parameters, checked against the model once for every case."""
+    from mrsynth.acquisition import check_values, parse_assignments
+    from mrsynth.inference import InferenceOptions, resolve_device
+    from mrsynth.models import load_model
+
+    info = load_model(args.model).info
+    parameters = parse_assignments(args.param)
+    check_values(info.name, info.parameters, parameters)
+    InferenceOptions(batch_size=args.batch_size, precision=args.precision).checked(resolve_device(args.device))
+    return list(args.inputs or info.inputs), parameters
+
+
+def run_case(args: argparse.Namespace, inputs: list[str], parameters: dict[str, float], case: Path) -> list[dict]:
     """Run the worker in this process on one case; rows for the CSV."""
     from MRSynthSlicerLib import worker
 
@@ -92,11 +124,14 @@ def run_case(args: argparse.Namespace, inputs: list[str], case: Path) -> list[di
         "model": args.model,
         "inputs": [str(find_file(case, name).resolve()) for name in inputs],
         "preset": args.preset,
-        "options": {"mode": "sliding", "stride": args.stride} if args.stride else {},
+        "options": {"batch_size": args.batch_size, "precision": args.precision}
+        | ({"mode": "sliding", "stride": args.stride} if args.stride else {}),
         "device": args.device,
         "flip_average": args.flip_average,
         "output_dir": str((out / "outputs").resolve()),
     }
+    if parameters:
+        job["parameters"] = parameters
     if args.mask:
         job["mask"] = job["body_mask"] = str(find_file(case, args.mask).resolve())
     if args.reference:
@@ -125,17 +160,18 @@ def run_case(args: argparse.Namespace, inputs: list[str], case: Path) -> list[di
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--"]:  # Slicer passes the arguments after its own '--'
         argv = argv[1:]
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # case folders may follow the options
     cases = list_cases(args)
     if not cases:
         print("no cases in this shard: nothing to do", file=sys.stderr)
         return 0
-    if args.inputs:
-        inputs = args.inputs
-    else:
-        from mrsynth.models import load_model
+    from mrsynth.errors import MRSynthError
 
-        inputs = load_model(args.model).info.inputs
+    try:
+        inputs, parameters = checked_settings(args)
+    except MRSynthError as err:
+        print(f"synthesize_batch: {err}", file=sys.stderr)
+        return 2
     args.out_dir.mkdir(parents=True, exist_ok=True)
     index, count = args.shard
     csv_path = args.metrics or args.out_dir / ("metrics.csv" if count == 1 else f"metrics-shard-{index}-of-{count}.csv")
@@ -146,7 +182,7 @@ def main(argv: list[str]) -> int:
         for number, case in enumerate(cases, start=1):
             print(f"[{number}/{len(cases)}] {case.name}", flush=True)
             try:
-                rows = run_case(args, inputs, case)
+                rows = run_case(args, inputs, parameters, case)
             except FileNotFoundError as err:
                 rows = [{"case": case.name, "status": "failed", "error": str(err)}]
             failed += any(row["status"] == "failed" for row in rows)
