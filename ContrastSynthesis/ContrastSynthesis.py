@@ -179,6 +179,8 @@ class ContrastSynthesisTest(ScriptedLoadableModuleTest):
         widget.ui.inputSelector1.setCurrentNode(nodes["GE_aOP"])
         widget.ui.inputSelector2.setCurrentNode(nodes["GE_aIP"])
         widget.ui.referenceSelector.setCurrentNode(nodes["TSE_HR"])
+        widget.ui.precisionComboBox.setCurrentText("bfloat16")  # the panel's run takes the bfloat16 path
+        self.assertEqual(widget._parameterNode.precision, "bfloat16")
         self.assertTrue(widget.ui.applyButton.enabled)
         widget.ui.applyButton.click()
         self.assertEqual(widget.ui.applyButton.text, "Cancel")
