@@ -14,6 +14,7 @@ from mrsynth.data import Case
 from mrsynth.errors import MRSynthError
 from mrsynth.highlow import downsample_lr
 from mrsynth.kernel_training import exact_kernel, fit_kernel, frozen_outputs
+from mrsynth.models import load_model
 from mrsynth.networks import HighResNet
 from mrsynth.simulate import bundled_phantom, simulate
 from mrsynth.synthesis import lr_kernels_for, synthesize
@@ -118,3 +119,17 @@ def test_schemes_without_their_trained_kernels_are_refused_before_any_work(case_
     assert cli.main(argv) == 2
     assert "no trained kernel for LR offset(s) [0, 1, 2, -1]" in capsys.readouterr().err
     assert not (tmp_path / "s.nii.gz").exists()
+
+
+def test_train_kernel_takes_a_registered_model_by_name(tmp_path, capsys):
+    """The bundled model by its name, as `mrsynth models list` shows it: its weights kept, its kernel added."""
+    case = tmp_path / "case"
+    simulate(sitk.RegionOfInterest(bundled_phantom(), (64, 64, 64), (60, 60, 40)), "brainweb", case, seed=4)
+    out = tmp_path / "bundled-k.pt"
+    argv = ["train-kernel", "gre-to-tse-sim", str(case), "--output", str(out), "--patches", "2", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    bundled, fitted = load_model("gre-to-tse-sim"), load_checkpoint(out)
+    assert fitted.info.name == "gre-to-tse-sim" and set(fitted.info.trained_lr_kernels) == {"0"}
+    original, kept = bundled.network.state_dict(), fitted.network.state_dict()
+    assert all(torch.equal(original[k], kept[k]) for k in original)
+    assert "kernel at offset 0" in capsys.readouterr().out

@@ -126,7 +126,7 @@ def add_train_kernel_parser(subparsers: Any) -> None:
         "frozen, and write a copy of the model that carries it (use it with 'mrsynth synthesize --lr-kernels "
         "trained'). Run once per --offset for the four patch configurations (--lr-kernels four).",
     )
-    parser.add_argument("model", help="checkpoint file (a High-to-low model)")
+    parser.add_argument("model", help="a High-to-low model: registered name (e.g. gre-to-tse-sim) or checkpoint file")
     parser.add_argument("cases", nargs="+", help="training case folders (as 'mrsynth simulate' or 'prepare' write)")
     parser.add_argument("--output", required=True, help="the model with its trained kernel (may equal MODEL)")
     parser.add_argument("--offset", type=int, default=0, choices=(-1, 0, 1, 2), help="LR offset (default: 0)")
@@ -159,10 +159,12 @@ def run_train_kernel(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .files import check_output_path
     from .inference import resolve_device
+    from .models import resolve
 
     output = check_output_path(args.output)
     device = resolve_device(args.device)
-    model = load_checkpoint(args.model)
+    source = resolve(args.model)
+    model = load_checkpoint(source)
     info = model.info
     if info.approach != "high-to-low":
         raise MRSynthError(f"model {info.name} is a {info.approach} model: only High-to-low models have a kernel")
@@ -190,7 +192,7 @@ def run_train_kernel(args: argparse.Namespace) -> int:
                 progress=progress,
             )
     info.trained_lr_kernels = {**info.trained_lr_kernels, str(args.offset): list(kernel)}
-    extra = read_checkpoint(args.model).get("extra")
+    extra = read_checkpoint(source).get("extra")
     save_checkpoint(output, model.network.cpu(), info, extra)
     print(f"kernel at offset {args.offset}: [{', '.join(f'{w:.4f}' for w in kernel)}] (sum {sum(kernel):.4f})")
     print(f"wrote {output}")
