@@ -481,6 +481,23 @@ class Trainer:
         )
         yield from loader
 
+    def step(self, x: np.ndarray, y: np.ndarray, k: np.ndarray | None) -> tuple[torch.Tensor, float]:
+        """One optimisation step on a batch: this iteration's learning rate, the loss (mirrored on every
+        other iteration), backward and the optimiser; returns the loss and the rate. A non-finite loss
+        stops before the step, so the weights stay as they were."""
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        flip = bool(self.config["flip"]) and self.iteration % 2 == 1
+        loss = self.loss(x, y, k, flip)
+        if not torch.isfinite(loss):
+            raise self._diverged(float(loss.item()))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        return loss, lr
+
     def run(self, progress: ProgressCallback | None = None) -> Path:
         """Train to ``iterations``; returns the exported model (best validation loss, else last)."""
         from torch.utils.tensorboard import SummaryWriter
@@ -495,18 +512,7 @@ class Trainer:
         batches = self._batch_stream(batch)
         try:
             while self.iteration < total and not self.stopped_early:
-                x, y, k = next(batches)
-                lr = self.learning_rate()
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                flip = bool(self.config["flip"]) and self.iteration % 2 == 1
-                loss = self.loss(x, y, k, flip)
-                if not torch.isfinite(loss):
-                    raise self._diverged(float(loss.item()))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.iteration += 1
+                loss, lr = self.step(*next(batches))
                 if self.config.get("time_budget_minutes") and self.trained_seconds() >= self.budget_seconds():
                     total = self.iteration  # the time is spent: this is the last iteration
                 row = {"iteration": self.iteration, "train_loss": loss.item(), "val_loss": float("nan"), "lr": lr}

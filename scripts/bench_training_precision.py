@@ -25,17 +25,10 @@ from mrsynth.train_command import TASKS, _config_task, parse_overrides
 from mrsynth.training import Trainer, load_config
 
 
-def step(trainer: Trainer, batch: tuple, iteration: int) -> float:
-    """One optimisation step as ``Trainer.run`` takes it; returns its seconds."""
+def step(trainer: Trainer, batch: tuple) -> float:
+    """One optimisation step as ``Trainer.run`` takes it (``Trainer.step``); returns its seconds."""
     started = time.perf_counter()
-    for group in trainer.optimizer.param_groups:
-        group["lr"] = trainer.learning_rate()
-    flip = bool(trainer.config["flip"]) and iteration % 2 == 1
-    loss = trainer.loss(*batch, flip)
-    trainer.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    trainer.optimizer.step()
-    trainer.iteration += 1
+    trainer.step(*batch)
     return time.perf_counter() - started
 
 
@@ -71,7 +64,7 @@ def main() -> None:
             batch = trainers["float32"].sampler.draw(int(trainers["float32"].config["batch_size"]))
             order = list(trainers) if i % 2 == 0 else list(reversed(trainers))
             for name in order:
-                seconds = step(trainers[name], batch, i)
+                seconds = step(trainers[name], batch)
                 if i:  # the first step warms up
                     times[name].append(seconds)
         after = {name: (validation(t), t.validate()) for name, t in trainers.items()}
