@@ -68,6 +68,13 @@ def run_model(model, x: np.ndarray, values: dict[str, float]) -> np.ndarray:
     return sitk.GetArrayFromImage(synthesize(model, [image(x)], parameters=values).hr)
 
 
+def test_anatomy(subject: str = "brainweb") -> Anatomy:
+    """24 axial slices of ``subject``: a SynthSeg label map, or ``brainweb``, the test phantom."""
+    if subject == "brainweb":
+        return Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
+    return Anatomy.from_file(subject, "synthseg", 24)
+
+
 def acquire_inputs(
     anatomy: Anatomy, sources: list[dict[str, float]], rng: np.random.Generator, spec: dict
 ) -> list[np.ndarray]:
@@ -81,7 +88,7 @@ def acquire_inputs(
 def evaluate(default_model: str, param_model: str, seed: int, others: list[dict[str, float]]) -> dict:
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
-    anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
+    anatomy = test_anatomy()
     head = anatomy.head
     rng = np.random.default_rng(seed)
     sources = [DEFAULT_INPUT, *others]

@@ -26,13 +26,13 @@ import argparse
 import json
 
 import numpy as np
-from eval_reparam import TES, TRS, _p2p, acquire_inputs, linear_baseline, run_model, scores
+from eval_reparam import TES, TRS, _p2p, acquire_inputs, linear_baseline, run_model, scores, test_anatomy
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
 from mrsynth.reparam_chain import residual_transfer, signal_share
-from mrsynth.reparam_data import DEFAULT_INPUT, Anatomy, grid_settings, noise_free, tissue_signals
-from mrsynth.simulate import bundled_phantom, load_spec
+from mrsynth.reparam_data import DEFAULT_INPUT, grid_settings, noise_free, tissue_signals
+from mrsynth.simulate import load_spec
 
 INPUTS = [DEFAULT_INPUT, {"TR": 2000.0, "TE": 20.0}, {"TR": 8000.0, "TE": 120.0}]
 
@@ -59,10 +59,7 @@ def main() -> None:
     form = "local" if args.local else "shrink" if args.shrink else "slope"
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
-    if args.subject == "brainweb":
-        anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
-    else:
-        anatomy = Anatomy.from_file(args.subject, "synthseg", 24)
+    anatomy = test_anatomy(args.subject)
     head = anatomy.head
     rng = np.random.default_rng(1)
     inputs = acquire_inputs(anatomy, INPUTS, rng, spec)

@@ -29,7 +29,7 @@ import json
 
 import numpy as np
 import torch
-from eval_reparam import TES, TRS, acquire_inputs, linear_baseline, scores
+from eval_reparam import TES, TRS, acquire_inputs, linear_baseline, scores, test_anatomy
 from eval_reparam_transfer import INPUTS
 from torch.nn import functional
 
@@ -37,8 +37,8 @@ from mrsynth.acquisition import condition_vector
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
 from mrsynth.reparam_chain import noise_sigma, residual_transfer
-from mrsynth.reparam_data import Anatomy, grid_settings, noise_free, tissue_signals
-from mrsynth.simulate import bundled_phantom, load_spec
+from mrsynth.reparam_data import grid_settings, noise_free, tissue_signals
+from mrsynth.simulate import load_spec
 
 
 def main() -> None:
@@ -53,10 +53,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
-    if args.subject == "brainweb":
-        anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
-    else:
-        anatomy = Anatomy.from_file(args.subject, "synthseg", 24)
+    anatomy = test_anatomy(args.subject)
     head = anatomy.head
     inputs = acquire_inputs(anatomy, INPUTS, np.random.default_rng(1), spec)
     model = load_model(args.model)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from eval_reparam import linear_baseline, run_model, scores, setting
+from eval_reparam import linear_baseline, run_model, scores, setting, test_anatomy
 
 from mrsynth.masks import normalise_p99
 from mrsynth.models import load_model
 from mrsynth.reparam_data import Anatomy, acquire, noise_free, tissue_signals
-from mrsynth.simulate import bundled_phantom, load_spec, tissue_names
+from mrsynth.simulate import load_spec, tissue_names
 
 
 def main() -> None:
@@ -41,10 +41,7 @@ def main() -> None:
     names = tissue_names(spec)
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     model = load_model(args.model)
-    if args.subject:
-        anatomy = Anatomy.from_file(args.subject, "synthseg", 24)
-    else:
-        anatomy = Anatomy.from_labels("brainweb", bundled_phantom(), "brainweb", slices=24)
+    anatomy = test_anatomy(args.subject or "brainweb")
     head = anatomy.head
     counts = {"tested": np.bincount(anatomy.tissues[head], minlength=len(names))}
     for path in args.training:
