@@ -335,10 +335,12 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
         "iterations": 2,
         "threads": 1,
         "loss": "relative_mse",
+        "tr_encoding": "log",
     }
     path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
     model = load_checkpoint(path)
     assert list(model.info.parameters) == ["input_TR", "input_TE", "TR", "TE"]
+    assert model.info.parameters["TR"]["scale"] == "log" and model.info.parameters["input_TR"]["scale"] == "linear"
     assert model.info.training["train_cases"] == [labels] and model.info.training["iterations"] == 2
     values = {"input_TR": 4500, "input_TE": 50, "TR": 2000, "TE": 80}
     result = synthesize(model, [_head_image()], parameters=values, device="cpu")
@@ -633,6 +635,34 @@ def test_a_chained_model_rechains_its_first_stage_with_a_new_second(tmp_path):
         assert torch.allclose(rechained.eval()(x, c), chain_models(first, newer, "c", "2")[0].eval()(x, c))
         assert not torch.allclose(rechained(x, c), network.eval()(x, c))  # the second stage was replaced
     assert rinfo.version == "2" and rinfo.training["first"] == training
+
+
+def test_tr_can_enter_the_network_on_a_log_scale_and_a_chain_keeps_each_stage_s_scale():
+    from mrsynth.reparam_chain import chain_models
+
+    linear, log = parameter_declaration("default"), parameter_declaration("default", "log")
+    assert linear["TR"]["scale"] == "linear" and log["TR"]["scale"] == "log" and log["TE"] == linear["TE"]
+    assert scaled(1500.0, log["TR"]) - scaled(1200.0, log["TR"]) > 3 * (
+        scaled(1500.0, linear["TR"]) - scaled(1200.0, linear["TR"])
+    )
+    param = parameter_declaration("param", "log")
+    assert param["input_TR"]["scale"] == "linear" and param["TR"]["scale"] == "log"
+    with pytest.raises(MRSynthError, match="unknown tr_encoding 'cubic'"):
+        parameter_declaration("default", "cubic")
+    # a log-encoded Default-to-Param behind a linear first stage: the first still gets its own scale
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    second = _stage("default", {"variant": "default"}, 3)
+    second.info.parameters = log
+    network, info = chain_models(first, second, "chained", "9")
+    assert info.parameters["input_TR"]["scale"] == "linear" and info.parameters["TR"]["scale"] == "log"
+    values = {"input_TR": 2000.0, "input_TE": 20.0, "TR": 1500.0, "TE": 20.0}
+    c = torch.tensor([condition_vector(info.parameters, values)])
+    via = torch.tensor([condition_vector(linear, DEFAULT_INPUT)])
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        expected = second.network(first.network(x, torch.cat([c[:, :2], via], 1)), c[:, 2:])
+        assert torch.allclose(network.eval()(x, c), expected)
+    assert c[0, 2].item() == pytest.approx(math.log(1500 / 1200) / math.log(10000 / 1200))
 
 
 def test_residual_transfer_adds_what_the_chain_misses_of_its_input_scaled_by_the_contrast_slope():

@@ -18,7 +18,7 @@ from .acquisition import condition_vector
 from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
 from .paramnet import ChainedParamNet
-from .reparam_data import DEFAULT_INPUT, parameter_declaration
+from .reparam_data import DEFAULT_INPUT
 
 
 def first_stage(model: LoadedModel) -> LoadedModel:
@@ -74,7 +74,11 @@ def chain_models(
             f"the first stage ends at TR {setting['TR']:g} ms, TE {setting['TE']:g} ms but the second starts at "
             f"TR {DEFAULT_INPUT['TR']:g} ms, TE {DEFAULT_INPUT['TE']:g} ms: train the first with that target_setting"
         )
-    via = condition_vector(parameter_declaration("default"), DEFAULT_INPUT)
+    # ``via`` is the first stage's output setting, scaled as that stage was trained; the chain's TR and TE
+    # are the second stage's, scaled as it was trained (its TR may be log-encoded: parameter_declaration)
+    target = {name: first.info.parameters[name] for name in ("TR", "TE")}
+    via = condition_vector(target, DEFAULT_INPUT)
+    given = {name: spec for name, spec in first.info.parameters.items() if name.startswith("input_")}
     network = ChainedParamNet(first.info.arguments, second.info.arguments, via)
     network.first.load_state_dict(first.network.state_dict())
     network.second.load_state_dict(second.network.state_dict())
@@ -90,7 +94,7 @@ def chain_models(
         stride=list(second.info.stride),
         approach=first.info.approach,
         task=first.info.task,
-        parameters=first.info.parameters,
+        parameters=given | dict(second.info.parameters),
         normalisation=dict(second.info.normalisation)
         | (
             {"residual_transfer": float(residual_transfer), "residual_transfer_form": form} if residual_transfer else {}

@@ -45,14 +45,22 @@ SNR = 30.0
 EXTRACRANIAL = ("fat", "muscle", "skin", "connective")  # the soft tissues that ``shuffled_tissues`` permutes
 
 
-def parameter_declaration(variant: str) -> dict[str, dict]:
-    """The conditioning parameters of a variant, in the order the network takes them."""
+def parameter_declaration(variant: str, tr_encoding: str = "linear") -> dict[str, dict]:
+    """The conditioning parameters of a variant, in the order the network takes them.
+
+    ``tr_encoding`` is how the output's TR enters the network: linearly over its range (every bundled
+    model), or on a log scale, which spreads the short TRs where the signal changes fastest (TR 1.5 and
+    2 s are 0.03 and 0.09 apart linearly, 0.11 and 0.24 on the log scale). The input's TR of
+    Param-to-Param stays linear.
+    """
+    if tr_encoding not in TR_SCALES:
+        raise MRSynthError(f"unknown tr_encoding {tr_encoding!r}: use linear or log")
     target = {
         "TR": {
             "unit": "ms",
             "min": TR_RANGE[0],
             "max": TR_RANGE[1],
-            "scale": "linear",
+            "scale": tr_encoding,
             "description": "TR of the output",
         },
         "TE": {"unit": "ms", "min": TE_RANGE[0], "max": TE_RANGE[1], "scale": "log", "description": "TE of the output"},
@@ -60,7 +68,10 @@ def parameter_declaration(variant: str) -> dict[str, dict]:
     if variant == "default":
         return target
     if variant == "param":
-        given = {f"input_{name}": dict(spec, description=f"{name} of the input image") for name, spec in target.items()}
+        given = {
+            f"input_{name}": dict(spec, description=f"{name} of the input image")
+            for name, spec in parameter_declaration("default").items()
+        }
         return given | target
     raise MRSynthError(f"unknown re-parameterisation variant {variant!r}: use default or param")
 

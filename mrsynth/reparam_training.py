@@ -65,6 +65,7 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "draws": 4,
     "loss": "mse",  # mse (the paper) or relative_mse
     "tr_scale": "linear",  # TR drawn uniformly (the paper) or log-uniformly
+    "tr_encoding": "linear",  # the output's TR enters the network linearly or on a log scale (parameter_declaration)
     "near_input": 0.0,  # fraction of draws whose target lies near the input's setting (reparam_data.sample_near)
     # Param-to-Param: that fraction of inputs drawn uniformly in a box (ms),
     # e.g. {fraction: 0.3, TR: [1500, 2500], TE: [20, 30]}
@@ -96,7 +97,7 @@ class ReparamSampler(RandomSampler):
             raise MRSynthError("no subjects to sample: set data.train to SynthSeg label maps")
         self.rng = rng
         self.variant = str(config["variant"])
-        self.declared = parameter_declaration(self.variant)
+        self.declared = parameter_declaration(self.variant, str(config.get("tr_encoding", "linear")))
         self.crop, self.draws = int(config["crop"]), int(config["draws"])
         if self.draws < 1 or int(config["batch_size"]) % self.draws:
             raise MRSynthError(f"batch_size {config['batch_size']} must be a multiple of draws {self.draws}")
@@ -168,7 +169,7 @@ class ReparamTrainer(Trainer):
         slices = int(data["slices"])
         self.train_cases = [Anatomy.from_file(p, data["atlas"], slices) for p in _files(data["train"], "train")]
         self.val_cases = [Anatomy.from_file(p, data["atlas"], slices) for p in _files(data["val"], "val")]
-        declared = parameter_declaration(str(config["variant"]))
+        declared = parameter_declaration(str(config["variant"]), str(config["tr_encoding"]))
         if config["loss"] not in ("mse", "relative_mse"):
             raise MRSynthError(f"unknown re-parameterisation loss {config['loss']!r}: use mse or relative_mse")
         model = config["model"]
@@ -245,7 +246,7 @@ class ReparamTrainer(Trainer):
             stride=[16, 64, 64],
             approach="re-parameterisation",
             task="re-parameterisation",
-            parameters=parameter_declaration(variant),
+            parameters=parameter_declaration(variant, str(self.config["tr_encoding"])),
             normalisation={
                 "method": "p99",
                 "description": "the input divided by its 99th percentile inside the body mask; the output is the "
