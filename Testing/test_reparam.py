@@ -665,6 +665,22 @@ def test_tr_can_enter_the_network_on_a_log_scale_and_a_chain_keeps_each_stage_s_
     assert c[0, 2].item() == pytest.approx(math.log(1500 / 1200) / math.log(10000 / 1200))
 
 
+def test_conditions_drawn_on_one_declaration_are_rescaled_for_a_model_on_another():
+    from mrsynth.acquisition import rescaled, unscaled
+
+    linear, log = parameter_declaration("default"), parameter_declaration("default", "log")
+    for spec in (*linear.values(), *log.values()):
+        for value in (spec["min"], 1500.0, 4500.0, spec["max"]):
+            if spec["min"] <= value <= spec["max"]:
+                assert unscaled(scaled(value, spec), spec) == pytest.approx(value)
+    k = np.asarray([condition_vector(linear, {"TR": tr, "TE": 20.0}) for tr in (1500.0, 9000.0)], dtype=np.float32)
+    expected = [condition_vector(log, {"TR": tr, "TE": 20.0}) for tr in (1500.0, 9000.0)]
+    assert np.allclose(rescaled(k, linear, log), expected, atol=1e-6)
+    assert np.array_equal(rescaled(k, linear, linear), k)
+    with pytest.raises(MRSynthError, match="cannot be given to a model taking input_TR"):
+        rescaled(k, linear, parameter_declaration("param"))
+
+
 def test_residual_transfer_adds_what_the_chain_misses_of_its_input_scaled_by_the_contrast_slope():
     from mrsynth.reparam_chain import residual_transfer
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from .errors import MRSynthError
 
 SCALES = ("linear", "log")
@@ -76,6 +78,31 @@ def scaled(value: float, spec: Mapping) -> float:
     if scale == "linear":
         return (value - low) / (high - low)
     raise MRSynthError(f"unknown parameter scale {scale!r}: use {' or '.join(SCALES)}")
+
+
+def unscaled(value: float, spec: Mapping) -> float:
+    """The inverse of ``scaled``: a network's conditioning value back in the parameter's units."""
+    low, high = float(spec["min"]), float(spec["max"])
+    scale = spec.get("scale", "linear")
+    if scale == "log":
+        return low * (high / low) ** value
+    if scale == "linear":
+        return low + value * (high - low)
+    raise MRSynthError(f"unknown parameter scale {scale!r}: use {' or '.join(SCALES)}")
+
+
+def rescaled(conditions: np.ndarray, source: Mapping[str, Mapping], target: Mapping[str, Mapping]) -> np.ndarray:
+    """Rows of conditioning values scaled by the ``source`` declaration, scaled by ``target`` instead.
+
+    Why: validation draws are made once, with the training config's declaration, and scored on
+    models that may encode a parameter on another scale (``reparam_data.parameter_declaration``'s
+    ``tr_encoding``); each must see the same settings its own way.
+    """
+    names = list(target)
+    if list(source) != names:
+        raise MRSynthError(f"conditions on {', '.join(source)} cannot be given to a model taking {', '.join(names)}")
+    rows = [[scaled(unscaled(v, source[n]), target[n]) for n, v in zip(names, row, strict=True)] for row in conditions]
+    return np.asarray(rows, dtype=conditions.dtype).reshape(conditions.shape)
 
 
 def condition_vector(declared: Mapping[str, Mapping], values: Mapping[str, float]) -> list[float]:

@@ -21,6 +21,8 @@ without noise it would equal the truth exactly, PSNR inf).
 
 ``--doc`` puts the table between the document's reparam-table markers and writes every number,
 ``reparam_eval.json``, into the document's folder beside it, so the two cannot drift apart.
+``--subject`` scores a SynthSeg label map the same way instead (the validation subjects 14 and 15:
+how to choose between models without looking at the phantom).
 """
 
 from __future__ import annotations
@@ -85,10 +87,12 @@ def acquire_inputs(
     return [acquire(noise_free(anatomy.tissues, signal, psf), anatomy.head, rng) for signal in signals]
 
 
-def evaluate(default_model: str, param_model: str, seed: int, others: list[dict[str, float]]) -> dict:
+def evaluate(
+    default_model: str, param_model: str, seed: int, others: list[dict[str, float]], subject: str = "brainweb"
+) -> dict:
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
-    anatomy = test_anatomy()
+    anatomy = test_anatomy(subject)
     head = anatomy.head
     rng = np.random.default_rng(seed)
     sources = [DEFAULT_INPUT, *others]
@@ -117,6 +121,7 @@ def evaluate(default_model: str, param_model: str, seed: int, others: list[dict[
         "default_model": default_model,
         "param_model": param_model,
         "seed": seed,
+        "subject": subject,
         "slices": 24,
         "inputs": sources,
     }
@@ -210,6 +215,12 @@ def main() -> None:
     parser.add_argument("--doc", help="Markdown file whose reparam-table markers get the table")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--subject",
+        default="brainweb",
+        help="brainweb (the held-out phantom, the default) or a SynthSeg label map, e.g. a validation subject to "
+        "choose between models on",
+    )
+    parser.add_argument(
         "--other-inputs",
         nargs="+",
         default=["2000,20"],
@@ -217,8 +228,10 @@ def main() -> None:
         help="input settings (ms) besides TR 4.5 s / TE 50 ms for Param-to-Param (default: 2000,20)",
     )
     args = parser.parse_args()
+    if args.doc and args.subject != "brainweb":
+        parser.error("--doc holds the phantom's table: leave --subject out")
     others = [setting(text) for text in args.other_inputs]
-    result = evaluate(args.default_model, args.param_model, args.seed, others)
+    result = evaluate(args.default_model, args.param_model, args.seed, others, args.subject)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "reparam_eval.json", json.dumps(result, indent=1) + "\n")

@@ -37,10 +37,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    network = load_model(args.model).network.eval()
-    declared = parameter_declaration("param")
-    if network.conditions != len(declared):
-        parser.error(f"{args.model} takes {network.conditions} parameters: give a Param-to-Param model")
+    model = load_model(args.model)
+    network, declared = model.network.eval(), model.info.parameters
+    if list(declared) != list(parameter_declaration("param")):
+        parser.error(f"{args.model} takes {', '.join(declared)}: give a Param-to-Param model")
     simulator = CropSimulator(Anatomy.from_file(args.subject, "synthseg", 24), load_spec())
     rng = np.random.default_rng(0)
     crops = simulator.random_crops(64, args.crops, rng)

@@ -19,6 +19,7 @@ import glob
 import numpy as np
 import torch
 
+from mrsynth.acquisition import rescaled
 from mrsynth.checkpoint import load_checkpoint
 from mrsynth.errors import MRSynthError
 from mrsynth.models import load_model
@@ -44,9 +45,10 @@ def main() -> None:
         raise MRSynthError(f"data.val of {args.config} matches no label map: give a config with validation subjects")
     subjects = [Anatomy.from_file(f, config["data"]["atlas"], int(config["data"]["slices"])) for f in files]
     models = {name: load_checkpoint(name) if name.endswith(".pt") else load_model(name) for name in args.models}
-    declared = list(parameter_declaration(str(config["variant"])))
+    declared = parameter_declaration(str(config["variant"]), str(config["tr_encoding"]))
     for name, model in models.items():
-        if model.info.architecture not in ("ParamNet", "ChainedParamNet") or list(model.info.parameters) != declared:
+        kind = model.info.architecture in ("ParamNet", "ChainedParamNet")
+        if not kind or list(model.info.parameters) != list(declared):
             raise MRSynthError(
                 f"{name} is not a Param-Net of the config's variant ({config['variant']}, conditioned on "
                 f"{', '.join(declared)}): give models of that variant, or the config they were trained with"
@@ -57,11 +59,12 @@ def main() -> None:
         sampler = ReparamSampler(subjects, config, np.random.default_rng(seed), augment=False)  # own tissues
         batches = [sampler.draw(size) for _ in range(args.batches)]
         for name, model in models.items():
-            network = model.network.eval()
+            network, own = model.network.eval(), model.info.parameters
             with torch.no_grad():
+                # each model sees the draws' settings on its own scales (a TR may be log-encoded)
                 losses = [
-                    float(relative_mse(network(torch.from_numpy(x), torch.from_numpy(k)), torch.from_numpy(y),
-                                       torch.from_numpy(x), draw_groups(k)))
+                    float(relative_mse(network(torch.from_numpy(x), torch.from_numpy(rescaled(k, declared, own))),
+                                       torch.from_numpy(y), torch.from_numpy(x), draw_groups(k)))
                     for x, y, k in batches
                 ]  # fmt: skip
             means[name].append(float(np.mean(losses)))
