@@ -49,9 +49,9 @@ def parameter_declaration(variant: str, tr_encoding: str = "linear") -> dict[str
     """The conditioning parameters of a variant, in the order the network takes them.
 
     ``tr_encoding`` is how the output's TR enters the network: linearly over its range (every bundled
-    model), or on a log scale, which spreads the short TRs where the signal changes fastest (TR 1.5 and
-    2 s are 0.03 and 0.09 apart linearly, 0.11 and 0.24 on the log scale). The input's TR of
-    Param-to-Param stays linear.
+    model before ``reparam-default-sim`` version 3), or on a log scale, which spreads the short TRs where
+    the signal changes fastest (TR 1.5 and 2 s enter at 0.03 and 0.09 linearly, at 0.11 and 0.24 on
+    the log scale). The input's TR of Param-to-Param stays linear.
     """
     if tr_encoding not in TR_SCALES:
         raise MRSynthError(f"unknown tr_encoding {tr_encoding!r}: use linear or log")
