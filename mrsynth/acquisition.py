@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -80,8 +81,8 @@ def scaled(value: float, spec: Mapping) -> float:
     raise MRSynthError(f"unknown parameter scale {scale!r}: use {' or '.join(SCALES)}")
 
 
-def unscaled(value: float, spec: Mapping) -> float:
-    """The inverse of ``scaled``: a network's conditioning value back in the parameter's units."""
+def unscaled(value: Any, spec: Mapping) -> Any:
+    """The inverse of ``scaled``: a conditioning value (a number, array or tensor) back in the parameter's units."""
     low, high = float(spec["min"]), float(spec["max"])
     scale = spec.get("scale", "linear")
     if scale == "log":

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from .acquisition import unscaled
 from .errors import MRSynthError
 from .paramnet import ParamNet
 
@@ -42,10 +43,8 @@ MAPS = ("PD", "fat_fraction", "T1", "T2")
 
 
 def _unscale(value: torch.Tensor, low: float, high: float, scale: str) -> torch.Tensor:
-    """The inverse of ``acquisition.scaled``: [0, 1] back to the declared range."""
-    if scale == "log":
-        return low * (high / low) ** value
-    return low + value * (high - low)
+    """[0, 1] back to the range (``acquisition.unscaled`` with the range given as numbers)."""
+    return unscaled(value, {"min": low, "max": high, "scale": scale})
 
 
 class MapParamNet(nn.Module):
