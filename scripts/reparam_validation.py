@@ -47,8 +47,8 @@ def main() -> None:
     models = {name: load_checkpoint(name) if name.endswith(".pt") else load_model(name) for name in args.models}
     declared = parameter_declaration(str(config["variant"]), str(config["tr_encoding"]))
     for name, model in models.items():
-        kind = model.info.architecture in ("ParamNet", "ChainedParamNet")
-        if not kind or list(model.info.parameters) != list(declared):
+        param_net = model.info.architecture in ("ParamNet", "ChainedParamNet")
+        if not param_net or list(model.info.parameters) != list(declared):
             raise MRSynthError(
                 f"{name} is not a Param-Net of the config's variant ({config['variant']}, conditioned on "
                 f"{', '.join(declared)}): give models of that variant, or the config they were trained with"
