@@ -755,7 +755,33 @@ def test_local_residual_transfer_filters_the_noise_out_and_carries_structure_by_
         residual_transfer(target, at_input, at_input, body, 1.0, "lee")
 
 
-@pytest.mark.parametrize("form", ["slope", "shrink", "local"])
+def test_ratio_residual_transfer_carries_structure_by_each_voxels_own_ratio():
+    from mrsynth.reparam_chain import RATIO_CAP, residual_transfer
+
+    rng = np.random.default_rng(4)
+    at_input = 0.5 + 0.5 * rng.random((4, 48, 48))
+    body = np.ones(at_input.shape, bool)
+    # two tissues side by side: the target halves one and lifts the other by half
+    factor = np.where(np.arange(48) < 24, 0.5, 1.5)[None, None, :]
+    target = factor * at_input
+    missed = np.zeros(at_input.shape)
+    missed[:, 12:36, 12:36] = 0.5
+    carried = residual_transfer(target, at_input, at_input + missed, body, 1.0, "ratio")
+    r_squared = np.corrcoef(at_input.ravel(), target.ravel())[0, 1] ** 2
+    # without noise the structure is carried whole, times R^2 and each side's own factor
+    np.testing.assert_allclose((carried - target)[:, 16:32, 16:20], r_squared * 0.25, rtol=0.02)
+    np.testing.assert_allclose((carried - target)[:, 16:32, 28:32], r_squared * 0.75, rtol=0.02)
+    # at the input's own setting (ratio 1, R^2 1) the input comes back
+    own = residual_transfer(at_input, at_input, at_input + missed, body, 1.0, "ratio")
+    np.testing.assert_allclose(own, at_input + missed)
+    # a dark input voxel does not blow the ratio up
+    dark = at_input.copy()
+    dark[:, 20, 20] = 1e-6
+    wild = residual_transfer(target, dark, dark + missed, body, 1.0, "ratio") - target
+    assert np.abs(wild).max() <= RATIO_CAP * 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("form", ["slope", "shrink", "local", "ratio"])
 def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_renderings(tmp_path, form):
     from mrsynth.checkpoint import load_checkpoint, save_checkpoint
     from mrsynth.reparam_chain import chain_models, residual_transfer

@@ -132,8 +132,24 @@ def signal_share(residual: np.ndarray, body: np.ndarray) -> float:
     return max(0.0, 1.0 - noise_sigma(residual, body) ** 2 / variance) if variance > 0 else 0.0
 
 
-TRANSFER_FORMS = ("slope", "shrink", "local")
+TRANSFER_FORMS = ("slope", "shrink", "local", "ratio")
 LOCAL_WINDOW = 7  # in-plane voxels of the local statistics of the "local" form, chosen on the validation subjects
+RATIO_FLOOR = 0.05  # the "ratio" form's least denominator, in units of the input's 99th percentile
+RATIO_CAP = 2.0  # and its greatest ratio; both chosen on the validation subjects
+
+
+def denoised(residual: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """``residual`` with its white noise filtered out voxel by voxel (Lee's filter).
+
+    The local mean plus the deviation from it times the local share of the variance that is not
+    noise (``noise_sigma``), over ``LOCAL_WINDOW`` in-plane voxels: structure keeps its contrast,
+    flat noise is pulled to the local mean.
+    """
+    size = (1,) * (residual.ndim - 2) + (LOCAL_WINDOW, LOCAL_WINDOW)
+    mean = ndimage.uniform_filter(residual.astype(np.float64), size=size, mode="reflect")
+    variance = ndimage.uniform_filter(residual.astype(np.float64) ** 2, size=size, mode="reflect") - mean**2
+    share = np.clip(1.0 - noise_sigma(residual, body) ** 2 / np.maximum(variance, 1e-12), 0.0, 1.0)
+    return mean + share * (residual - mean)
 
 
 def residual_transfer(
@@ -144,22 +160,25 @@ def residual_transfer(
     weight: float,
     form: str = "slope",
 ) -> np.ndarray:
-    """``target + weight * slope * carried``: what the chain misses of its input, carried over.
+    """``target + weight * gain * carried``: what the chain misses of its input, carried over.
 
     Why: the chain passes through another contrast, so next to the input's own contrast, where the
     input rescaled is nearly the target, it drops detail that the input still holds. ``at_input`` is
     the chain rendered at the input's own setting, so the residual ``image - at_input`` (image
-    normalised as the network's input) is what it dropped, plus the input's noise. ``slope``, of the
-    line fitted from ``at_input`` to ``target`` over ``body``, says how that carries into the target's
-    contrast: about 1 next to the input's contrast, small or negative where the contrast turns.
-    ``carried`` is, by ``form``:
+    normalised as the network's input) is what it dropped, plus the input's noise. ``gain`` says
+    how that carries into the target's contrast. In the first three forms it is the ``slope`` of
+    the line fitted from ``at_input`` to ``target`` over ``body``: about 1 next to the input's
+    contrast, small or negative where the contrast turns. ``carried`` is, by ``form``:
 
     - ``slope``: the residual as it is;
     - ``shrink``: the residual times the share of its variance that is not noise (``signal_share``);
-    - ``local``: the residual with its noise filtered out voxel by voxel (local mean plus the
-      deviation from it times the local share that is not noise, over ``LOCAL_WINDOW`` in-plane
-      voxels: Lee's filter), times R^2 of that line, so that the structure is carried whole next to
-      the input's contrast and less where the two renderings stop being linearly related.
+    - ``local``: the residual with its noise filtered out (``denoised``), times R^2 of that line, so
+      that the structure is carried whole next to the input's contrast and less where the two
+      renderings stop being linearly related;
+    - ``ratio``: as ``local``, with the voxel's own ratio ``target / at_input`` as the gain instead
+      of one slope for the whole image (denominator at least ``RATIO_FLOOR``, ratio within
+      [0, ``RATIO_CAP``]): a signal changes with TR and TE by a factor of its own tissue's T1 and
+      T2, so what the chain misread in a voxel carries over by that voxel's factor.
 
     Our addition, each form chosen on the validation subjects (docs/other-systems.md, "Residual transfer").
     """
@@ -167,15 +186,14 @@ def residual_transfer(
         raise MRSynthError(f"unknown residual-transfer form {form!r}: use one of {', '.join(TRANSFER_FORMS)}")
     residual = image - at_input
     x, y = at_input[body].astype(np.float64), target[body].astype(np.float64)
-    slope = float(np.polyfit(x, y, 1)[0])
+    if form == "ratio":
+        gain = np.clip(target / np.maximum(at_input, RATIO_FLOOR), 0.0, RATIO_CAP)
+    else:
+        gain = float(np.polyfit(x, y, 1)[0])
     if form == "slope":
         carried = residual
     elif form == "shrink":
         carried = signal_share(residual, body) * residual
     else:
-        size = (1,) * (residual.ndim - 2) + (LOCAL_WINDOW, LOCAL_WINDOW)
-        mean = ndimage.uniform_filter(residual.astype(np.float64), size=size, mode="reflect")
-        variance = ndimage.uniform_filter(residual.astype(np.float64) ** 2, size=size, mode="reflect") - mean**2
-        share = np.clip(1.0 - noise_sigma(residual, body) ** 2 / np.maximum(variance, 1e-12), 0.0, 1.0)
-        carried = float(np.corrcoef(x, y)[0, 1] ** 2) * (mean + share * (residual - mean))
-    return (target + float(weight) * slope * carried).astype(target.dtype)
+        carried = float(np.corrcoef(x, y)[0, 1] ** 2) * denoised(residual, body)
+    return (target + float(weight) * gain * carried).astype(target.dtype)

@@ -13,8 +13,9 @@ form) unless ``--keep-scale`` (its form now). Without ``--slope`` the residual i
 fixed weight); with it, multiplied by the slope of a line fitted over the head from the chain at the
 input's setting to the chain at the target, as the library does over the body mask; ``--shrink``
 multiplies that by the share of the residual's variance that is not the input's noise, and
-``--local`` filters the noise out of the residual voxel by voxel and weighs it by R^2 of that line:
-the forms ``shrink`` and ``local`` of ``residual_transfer``.
+``--local`` filters the noise out of the residual voxel by voxel and weighs it by R^2 of that line,
+and ``--ratio`` does that with each voxel's ratio of the two renderings in place of the slope:
+the forms ``shrink``, ``local`` and ``ratio`` of ``residual_transfer``.
 
     PYTHONPATH=. python scripts/eval_reparam_transfer.py CHAINED.pt \\
         ../shared/data/synthseg_labels/training_seg_14.nii.gz --weights 0 0.25 0.5 0.75 --json OUT.json
@@ -50,13 +51,18 @@ def main() -> None:
         "--local", action="store_true", help="with --slope: the residual's noise filtered out voxel by voxel, times R^2"
     )
     parser.add_argument(
+        "--ratio", action="store_true", help="with --slope: as --local, with each voxel's ratio in place of the slope"
+    )
+    parser.add_argument(
         "--keep-scale", action="store_true", help="keep the chain's output scale: no renormalising after the transfer"
     )
     parser.add_argument("--json", required=True, help="every row, per input and weight")
     args = parser.parse_args()
-    if (args.shrink or args.local) and not args.slope:
-        parser.error("--shrink and --local weigh the slope form: give --slope too")
-    form = "local" if args.local else "shrink" if args.shrink else "slope"
+    if (args.shrink or args.local or args.ratio) and not args.slope:
+        parser.error("--shrink, --local and --ratio weigh the slope form: give --slope too")
+    if args.shrink + args.local + args.ratio > 1:
+        parser.error("give one of --shrink, --local and --ratio")
+    form = "ratio" if args.ratio else "local" if args.local else "shrink" if args.shrink else "slope"
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     anatomy = test_anatomy(args.subject)
