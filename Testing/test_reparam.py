@@ -663,6 +663,11 @@ def test_tr_can_enter_the_network_on_a_log_scale_and_a_chain_keeps_each_stage_s_
         expected = second.network(first.network(x, torch.cat([c[:, :2], via], 1)), c[:, 2:])
         assert torch.allclose(network.eval()(x, c), expected)
     assert c[0, 2].item() == pytest.approx(math.log(1500 / 1200) / math.log(10000 / 1200))
+    # rechaining that chain takes its first stage on the first stage's own (linear) scale, not the chain's
+    rechained, rinfo = chain_models(LoadedModel(network, info), second, "rechained", "10")
+    assert rinfo.arguments["via"] == info.arguments["via"] == condition_vector(linear, DEFAULT_INPUT)
+    with torch.no_grad():
+        assert torch.allclose(rechained.eval()(x, c), expected)
 
 
 def test_conditions_drawn_on_one_declaration_are_rescaled_for_a_model_on_another():

@@ -18,23 +18,28 @@ from .acquisition import condition_vector
 from .checkpoint import LoadedModel, ModelInfo
 from .errors import MRSynthError
 from .paramnet import ChainedParamNet
-from .reparam_data import DEFAULT_INPUT
+from .reparam_data import DEFAULT_INPUT, parameter_declaration
 
 
 def first_stage(model: LoadedModel) -> LoadedModel:
     """A chained model's first stage as a Param-to-Default model of its own; any other model unchanged.
 
     Why: a bundled chain carries its first stage's weights and training record, so a new
-    Default-to-Param model can be chained behind it without the first stage's run folder.
+    Default-to-Param model can be chained behind it without the first stage's run folder. The
+    chain declares its second stage's TR and TE, which may be on another scale than the first
+    stage's (``tr_encoding``), so the first stage's own declaration is rebuilt from its training
+    record.
     """
     if model.info.architecture != "ChainedParamNet":
         return model
     training = model.info.training["first"]
+    config = training.get("config", {})
     info = replace(
         model.info,
-        name=training.get("config", {}).get("name", model.info.name),
+        name=config.get("name", model.info.name),
         architecture="ParamNet",
         arguments=dict(model.info.arguments["first"]),
+        parameters=parameter_declaration(str(training["variant"]), str(config.get("tr_encoding", "linear"))),
         training=dict(training),
     )
     return LoadedModel(model.network.first, info, model.path)
