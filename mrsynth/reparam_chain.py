@@ -140,7 +140,7 @@ def signal_share(residual: np.ndarray, body: np.ndarray) -> float:
 TRANSFER_FORMS = ("slope", "shrink", "local", "ratio")
 LOCAL_WINDOW = 7  # in-plane voxels of the local statistics of the "local" form, chosen on the validation subjects
 RATIO_FLOOR = 0.05  # the "ratio" form's least denominator, in units of the input's 99th percentile
-RATIO_CAP = 2.0  # and its greatest ratio; both chosen on the validation subjects
+RATIO_CAP = 2.0  # and its greatest ratio; both looked at on the validation subjects, where they mattered little
 
 
 def denoised(residual: np.ndarray, body: np.ndarray) -> np.ndarray:
@@ -185,7 +185,8 @@ def residual_transfer(
       [0, ``RATIO_CAP``]): a signal changes with TR and TE by a factor of its own tissue's T1 and
       T2, so what the chain misread in a voxel carries over by that voxel's factor.
 
-    Our addition, each form chosen on the validation subjects (docs/other-systems.md, "Residual transfer").
+    Our addition, each form tried on the validation subjects (docs/other-systems.md, "Residual transfer"
+    and the sections after it; the bundled chain uses ``shrink``).
     """
     if form not in TRANSFER_FORMS:
         raise MRSynthError(f"unknown residual-transfer form {form!r}: use one of {', '.join(TRANSFER_FORMS)}")

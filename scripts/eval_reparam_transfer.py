@@ -8,10 +8,13 @@ here on validation subjects: each is simulated and scored as ``scripts/eval_repa
 phantom (24 axial slices, inputs at TR 4.5 s / TE 50 ms, TR 2 s / TE 20 ms and TR 8 s / TE 120 ms
 with the same noise seed, 20 targets, PSNR inside the head against the best linear map of the
 input). The residual is added after the network, from the chain run without it, so one run
-scores every w; the sum is divided by its 99th percentile inside the head (the library's first
-form) unless ``--keep-scale`` (its form now). Without ``--slope`` the residual is added as it is (a
-fixed weight); with it, multiplied by the slope of a line fitted over the head from the chain at the
-input's setting to the chain at the target, as the library does over the body mask; ``--shrink``
+scores every w. As ``synthesize`` does, the input is normalised and the transfer's statistics
+(slope, noise, R^2) are taken over the input's body mask (``masks.body_mask``); scores are inside
+the head. (Before session 34 the script took them over the head, which the library cannot know:
+it chose forms that did worse through ``synthesize``.) The sum is divided by its 99th percentile
+in the body (the library's first form) unless ``--keep-scale`` (its form now). Without ``--slope``
+the residual is added as it is (a fixed weight); with it, multiplied by the slope of a line fitted
+from the chain at the input's setting to the chain at the target, as the library does; ``--shrink``
 multiplies that by the share of the residual's variance that is not the input's noise, and
 ``--local`` filters the noise out of the residual voxel by voxel and weighs it by R^2 of that line,
 and ``--ratio`` does that with each voxel's ratio of the two renderings in place of the slope:
@@ -29,7 +32,7 @@ import json
 import numpy as np
 from eval_reparam import TES, TRS, _p2p, acquire_inputs, linear_baseline, run_model, scores, test_anatomy
 
-from mrsynth.masks import normalise_p99
+from mrsynth.masks import body_mask, normalise_p99
 from mrsynth.models import load_model
 from mrsynth.reparam_chain import residual_transfer, signal_share
 from mrsynth.reparam_data import DEFAULT_INPUT, grid_settings, noise_free, tissue_signals
@@ -71,12 +74,13 @@ def main() -> None:
     inputs = acquire_inputs(anatomy, INPUTS, rng, spec)
     model = load_model(args.model)
     at_input = [run_model(model, x, _p2p(source, source)) for source, x in zip(INPUTS, inputs, strict=True)]
-    normalised = [normalise_p99(x, head)[0] for x in inputs]
-    for source, x, own in zip(INPUTS, normalised, at_input, strict=True):
+    bodies = [body_mask(x) for x in inputs]
+    normalised = [normalise_p99(x, body)[0] for x, body in zip(inputs, bodies, strict=True)]
+    for source, x, own, body in zip(INPUTS, normalised, at_input, bodies, strict=True):
         r = x - own
-        share = signal_share(r, head)
+        share = signal_share(r, body)
         print(
-            f"input TR {source['TR']:g} TE {source['TE']:g}: residual sd {np.std(r[head]):.4f}, not noise {share:.3f}"
+            f"input TR {source['TR']:g} TE {source['TE']:g}: residual sd {np.std(r[body]):.4f}, not noise {share:.3f}"
         )
     rows = []
     for target in grid_settings(TRS, TES):
@@ -89,11 +93,11 @@ def main() -> None:
             for w in args.weights:
                 if not w:
                     pred = chain
-                elif args.slope:  # the library's form, fitted over the head instead of the body mask
-                    moved = residual_transfer(chain, at_input[k], normalised[k], head, w, form)
-                    pred = moved if args.keep_scale else normalise_p99(moved, head)[0]
+                elif args.slope:  # the library's form, as synthesize applies it
+                    moved = residual_transfer(chain, at_input[k], normalised[k], bodies[k], w, form)
+                    pred = moved if args.keep_scale else normalise_p99(moved, bodies[k])[0]
                 else:
-                    pred = normalise_p99(chain + w * (normalised[k] - at_input[k]), head)[0]
+                    pred = normalise_p99(chain + w * (normalised[k] - at_input[k]), bodies[k])[0]
                 scored[str(w)] = scores(pred, truth, head)["psnr"]
             row[f"input {k}"] = scored
         rows.append(row)
