@@ -506,6 +506,49 @@ def test_a_fixed_target_setting_trains_param_to_one_output_and_is_checked():
         ReparamSampler([anatomy], config | {"target_setting": {"TR": 4500}}, rng)
 
 
+def test_an_input_stage_feeds_default_to_param_the_first_stage_rendering_of_inputs_at_other_settings(
+    tmp_path, monkeypatch
+):
+    from mrsynth.checkpoint import save_checkpoint
+
+    anatomy = _phantom_simulator().anatomy
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    save_checkpoint(tmp_path / "first.pt", first.network, first.info)
+    config = {"variant": "default", "crop": 32, "draws": 4, "batch_size": 8, "tr_scale": "log", "near_input": 0.0}
+    staged = config | {"input_stage": str(tmp_path / "first.pt"), "input_stage_fraction": 1.0}
+    calls = []
+    original = ReparamSampler._first_stage
+
+    def recorded(self, x, source):
+        out = original(self, x, source)
+        calls.append((x, source, out))
+        return out
+
+    monkeypatch.setattr(ReparamSampler, "_first_stage", recorded)
+    x, _, conditions = ReparamSampler([anatomy], staged, np.random.default_rng(3)).draw(8)
+    assert len(calls) == 4 and any(source != DEFAULT_INPUT for _, source, _ in calls)
+    assert np.array_equal(x[:, 0], np.concatenate([out for _, _, out in calls]))  # the first stage's renderings
+    for crops, source, out in calls:  # each is the stage network on its crops, conditioned on their setting
+        values = {"input_TR": source["TR"], "input_TE": source["TE"]} | DEFAULT_INPUT
+        k = torch.tensor([condition_vector(parameter_declaration("param"), values)] * len(crops))
+        with torch.no_grad():
+            expected = first.network.eval()(torch.from_numpy(crops[:, None]).float(), k.float())[:, 0].numpy()
+        assert np.allclose(out, expected, atol=1e-5)
+    assert conditions.shape[1] == 2  # Default-to-Param's conditions: the target's TR and TE only
+    plain = ReparamSampler([anatomy], config, np.random.default_rng(3)).draw(8)
+    off = ReparamSampler([anatomy], config | {"input_stage": None}, np.random.default_rng(3)).draw(8)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, off, strict=True))  # off: the old draws
+    rng = np.random.default_rng(0)
+    with pytest.raises(MRSynthError, match="set variant: default"):
+        ReparamSampler([anatomy], staged | {"variant": "param"}, rng)
+    with pytest.raises(MRSynthError, match="input_stage_fraction is a fraction of the draws, in \\(0, 1\\], not 2"):
+        ReparamSampler([anatomy], staged | {"input_stage_fraction": 2}, rng)
+    elsewhere = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 2000, "TE": 50}}}, 2)
+    save_checkpoint(tmp_path / "elsewhere.pt", elsewhere.network, elsewhere.info)
+    with pytest.raises(MRSynthError, match="is not a Param-to-Param ParamNet trained to TR 4500 ms, TE 50 ms"):
+        ReparamSampler([anatomy], staged | {"input_stage": str(tmp_path / "elsewhere.pt")}, rng)
+
+
 def test_an_input_region_draws_that_fraction_of_inputs_in_its_box_and_is_checked():
     anatomy, declared = _phantom_simulator().anatomy, parameter_declaration("param")
     config = {"variant": "param", "crop": 32, "draws": 4, "batch_size": 4, "tr_scale": "log", "near_input": 0.0,

@@ -11,6 +11,10 @@ the log-uniform draws reach rarely (PD-weighted inputs, short TR and TE) gets mo
 ``paramnet.ChainedParamNet``); ``near_input`` then draws that fraction of inputs close to it.
 ``extracranial_shuffle`` gives that fraction of training draws (never validation draws) a random
 permutation of the extra-cranial soft tissues' properties (``reparam_data.shuffled_tissues``).
+``input_stage`` (Default-to-Param only) names a Param-to-Default model, or a chained model whose
+first stage is taken; ``input_stage_fraction`` of the draws then acquire the input at a random
+setting and give the Default-to-Param network that model's rendering of it at TR 4.5 s / TE 50 ms,
+the image it gets as the second stage of a chain, instead of an acquisition at that setting.
 The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
 MSE divided by what rescaling its input achieves (``relative_mse``).
 
@@ -74,6 +78,10 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     "extracranial_shuffle": 0.0,
     # Param-to-Param to one fixed output setting ({TR: ms, TE: ms}), the first stage of a ChainedParamNet
     "target_setting": None,
+    # Default-to-Param as a chain's second stage: that fraction of draws takes its input from this
+    # Param-to-Default model (or a chained model's first stage) run on an input at a random setting
+    "input_stage": None,
+    "input_stage_fraction": 0.5,
     "consistency_weight": 1.0,  # MapParamNet: weight of the maps rendered at the input's own setting
     "map_weight": 0.0,  # MapParamNet: weight of the error of the maps themselves (``map_error``)
     "batch_size": 16,
@@ -114,6 +122,7 @@ class ReparamSampler(RandomSampler):
         self.shuffle = self.shuffle if augment else 0.0
         self.target_setting = fixed_setting(config.get("target_setting"), self.variant)
         self.maps = config.get("model", {}).get("architecture") == MAPS_ARCHITECTURE
+        self.stage, self.stage_fraction = input_stage(config, self.variant)
         self.map_weight = float(config.get("map_weight", 0.0))
         self.spec = load_spec()
         self.simulators = [CropSimulator(anatomy, self.spec) for anatomy in anatomies]
@@ -145,9 +154,16 @@ class ReparamSampler(RandomSampler):
             else:
                 source = dict(DEFAULT_INPUT) if self.variant == "default" else self._input_setting()
                 target = sample_near(self.rng, source) if self._near() else self.settings()
+            staged = self.stage is not None and self.rng.random() < self.stage_fraction
+            if staged:  # the chain's middle image: the first stage's rendering of an input at another setting
+                source = self.settings()
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             order = self._order()
-            if self.maps:  # the target and the input's own setting, both in the input's units
+            if staged:
+                x, y = simulator.pairs(source, target, crops, self.crop, self.rng, order)
+                x, y = self._first_stage(x, source), y[:, None]
+                source = dict(DEFAULT_INPUT)
+            elif self.maps:  # the target and the input's own setting, both in the input's units
                 x, y = simulator.renders(
                     source, [target, source], crops, self.crop, self.rng, "input", self.map_weight > 0, order
                 )
@@ -158,6 +174,14 @@ class ReparamSampler(RandomSampler):
             ys.append(y)
             cs += [condition_vector(self.declared, condition_values(self.declared, source, target))] * len(crops)
         return np.concatenate(xs), np.concatenate(ys), np.asarray(cs, dtype=np.float32)
+
+    def _first_stage(self, x: np.ndarray, source: dict[str, float]) -> np.ndarray:
+        """``input_stage``'s rendering at TR 4.5 s / TE 50 ms of input crops [N, S, S] acquired at ``source``."""
+        info = self.stage.info
+        values = {f"input_{name}": value for name, value in source.items()} | DEFAULT_INPUT
+        conditions = torch.tensor([condition_vector(info.parameters, values)] * len(x), dtype=torch.float32)
+        with torch.no_grad():
+            return self.stage.network(torch.from_numpy(x[:, None].astype(np.float32)), conditions)[:, 0].numpy()
 
 
 class ReparamTrainer(Trainer):
@@ -256,6 +280,30 @@ class ReparamTrainer(Trainer):
             | ({"output": "p99"} if self.maps else {}),
             training=self.training_record() | {"variant": variant, "snr": SNR},
         )
+
+
+def input_stage(config: dict[str, Any], variant: str) -> tuple[Any, float]:
+    """``input_stage`` loaded (its first stage if chained, in eval mode) and its fraction, or (None, 0)."""
+    name = config.get("input_stage")
+    if not name:
+        return None, 0.0
+    if variant != "default":
+        raise MRSynthError("input_stage feeds a Default-to-Param model the first stage's output: set variant: default")
+    fraction = float(config.get("input_stage_fraction", 0.5))
+    if not 0.0 < fraction <= 1.0:
+        raise MRSynthError(f"input_stage_fraction is a fraction of the draws, in (0, 1], not {fraction}")
+    from .models import load_model  # here: the registry is needed only by runs that name a stage
+    from .reparam_chain import first_stage
+
+    stage = first_stage(load_model(str(name)))
+    setting = stage.info.training.get("config", {}).get("target_setting") or {}
+    if stage.info.architecture != "ParamNet" or {k: float(v) for k, v in setting.items()} != DEFAULT_INPUT:
+        raise MRSynthError(
+            f"input_stage {name} is not a Param-to-Param ParamNet trained to TR {DEFAULT_INPUT['TR']:g} ms, "
+            f"TE {DEFAULT_INPUT['TE']:g} ms: give reparam-param-sim or a model trained with that target_setting"
+        )
+    stage.network.eval()
+    return stage, fraction
 
 
 def input_region(region: dict | None, variant: str) -> dict | None:
