@@ -37,6 +37,8 @@ from .acquisition import condition_vector
 from .checkpoint import ModelInfo
 from .data import RandomSampler
 from .errors import MRSynthError
+from .models import load_model
+from .reparam_chain import first_stage
 from .reparam_data import (
     DEFAULT_INPUT,
     SNR,
@@ -292,9 +294,6 @@ def input_stage(config: dict[str, Any], variant: str) -> tuple[Any, float]:
     fraction = float(config.get("input_stage_fraction", 0.5))
     if not 0.0 < fraction <= 1.0:
         raise MRSynthError(f"input_stage_fraction is a fraction of the draws, in (0, 1], not {fraction}")
-    from .models import load_model  # here: the registry is needed only by runs that name a stage
-    from .reparam_chain import first_stage
-
     stage = first_stage(load_model(str(name)))
     setting = stage.info.training.get("config", {}).get("target_setting") or {}
     if stage.info.architecture != "ParamNet" or {k: float(v) for k, v in setting.items()} != DEFAULT_INPUT:
