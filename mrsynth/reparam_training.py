@@ -14,7 +14,8 @@ permutation of the extra-cranial soft tissues' properties (``reparam_data.shuffl
 ``input_stage`` (Default-to-Param only) names a Param-to-Default model, or a chained model whose
 first stage is taken; ``input_stage_fraction`` of the draws then acquire the input at a random
 setting and give the Default-to-Param network that model's rendering of it at TR 4.5 s / TE 50 ms,
-the image it gets as the second stage of a chain, instead of an acquisition at that setting.
+the image it gets as the second stage of a chain, instead of an acquisition at that setting;
+with ``near_input``, such a draw's target is drawn near the setting the input was acquired at.
 The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
 MSE divided by what rescaling its input achieves (``relative_mse``).
 
@@ -151,14 +152,17 @@ class ReparamSampler(RandomSampler):
         for _ in range(self.draws):
             simulator = self.simulators[int(self.rng.integers(len(self.simulators)))]
             if self.target_setting:  # one output setting; a near draw puts the input near it
-                target = dict(self.target_setting)
-                source = sample_near(self.rng, target) if self._near() else self._input_setting()
+                target, near = dict(self.target_setting), self._near()
+                source = sample_near(self.rng, target) if near else self._input_setting()
             else:
                 source = dict(DEFAULT_INPUT) if self.variant == "default" else self._input_setting()
-                target = sample_near(self.rng, source) if self._near() else self.settings()
+                near = self._near()
+                target = sample_near(self.rng, source) if near else self.settings()
             staged = self.stage is not None and self.rng.random() < self.stage_fraction
             if staged:  # the chain's middle image: the first stage's rendering of an input at another setting
                 source = self.settings()
+                if near:  # near the setting the input was acquired at, where a chain competes with that input
+                    target = sample_near(self.rng, source)
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             order = self._order()
             if staged:
