@@ -18,7 +18,10 @@ from the chain at the input's setting to the chain at the target, as the library
 multiplies that by the share of the residual's variance that is not the input's noise, and
 ``--local`` filters the noise out of the residual voxel by voxel and weighs it by R^2 of that line,
 and ``--ratio`` does that with each voxel's ratio of the two renderings in place of the slope:
-the forms ``shrink``, ``local`` and ``ratio`` of ``residual_transfer``.
+the forms ``shrink``, ``local`` and ``ratio`` of ``residual_transfer``. ``--shuffle-seed`` gives
+the subject's extra-cranial soft tissues each other's properties, one permutation drawn as training's
+``extracranial_shuffle`` draws them (``reparam_data.shuffled_tissues``): a validation subject whose
+scalp differs from SynthSeg's, as the phantom's does.
 
     PYTHONPATH=. python scripts/eval_reparam_transfer.py CHAINED.pt \\
         ../shared/data/synthseg_labels/training_seg_14.nii.gz --weights 0 0.25 0.5 0.75 --json OUT.json
@@ -35,7 +38,7 @@ from eval_reparam import TES, TRS, _p2p, acquire_inputs, linear_baseline, run_mo
 from mrsynth.masks import body_mask, normalise_p99
 from mrsynth.models import load_model
 from mrsynth.reparam_chain import residual_transfer, signal_share
-from mrsynth.reparam_data import DEFAULT_INPUT, grid_settings, noise_free, tissue_signals
+from mrsynth.reparam_data import DEFAULT_INPUT, grid_settings, noise_free, shuffled_tissues, tissue_signals
 from mrsynth.simulate import load_spec
 
 INPUTS = [DEFAULT_INPUT, {"TR": 2000.0, "TE": 20.0}, {"TR": 8000.0, "TE": 120.0}]
@@ -59,6 +62,7 @@ def main() -> None:
     parser.add_argument(
         "--keep-scale", action="store_true", help="keep the chain's output scale: no renormalising after the transfer"
     )
+    parser.add_argument("--shuffle-seed", type=int, help="permute the extra-cranial tissues' properties (this seed)")
     parser.add_argument("--json", required=True, help="every row, per input and weight")
     args = parser.parse_args()
     if (args.shrink or args.local or args.ratio) and not args.slope:
@@ -69,6 +73,8 @@ def main() -> None:
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     anatomy = test_anatomy(args.subject)
+    if args.shuffle_seed is not None:  # tissue t takes tissue order[t]'s properties
+        anatomy.tissues = shuffled_tissues(np.random.default_rng(args.shuffle_seed), spec)[anatomy.tissues]
     head = anatomy.head
     rng = np.random.default_rng(1)
     inputs = acquire_inputs(anatomy, INPUTS, rng, spec)
@@ -110,6 +116,7 @@ def main() -> None:
                 "slope": args.slope,
                 "form": form,
                 "keep_scale": args.keep_scale,
+                "shuffle_seed": args.shuffle_seed,
                 "rows": rows,
             },
             handle,
