@@ -535,16 +535,13 @@ def test_an_input_stage_feeds_default_to_param_the_first_stage_rendering_of_inpu
             expected = first.network.eval()(torch.from_numpy(crops[:, None]).float(), k.float())[:, 0].numpy()
         assert np.allclose(out, expected, atol=1e-5)
     assert conditions.shape[1] == 2  # Default-to-Param's conditions: the target's TR and TE only
-    import mrsynth.reparam_training as training
-
     near_calls = []
-    near = training.sample_near
 
     def recorded_near(rng, source):
-        near_calls.append((source, near(rng, source)))
+        near_calls.append((source, sample_near(rng, source)))
         return near_calls[-1][1]
 
-    monkeypatch.setattr(training, "sample_near", recorded_near)
+    monkeypatch.setattr("mrsynth.reparam_training.sample_near", recorded_near)
     calls.clear()
     _, _, conditions = ReparamSampler([anatomy], staged | {"near_input": 1.0}, np.random.default_rng(4)).draw(8)
     targets = [t for s, t in near_calls if s != DEFAULT_INPUT]  # near_input: each target near the input's own setting
