@@ -347,6 +347,35 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
     assert result.hr.GetSize() == (20, 24, 4)
 
 
+def test_the_training_loss_adds_the_transfer_error_of_renderings_at_the_target_and_the_input_setting(
+    shared_data, tmp_path
+):
+    from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamTrainer, draw_groups, transfer_error
+    from mrsynth.training import load_config
+
+    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
+    overrides = {
+        "data": {"train": [labels], "val": [], "slices": 4},
+        "model": {"width": 4, "levels": 2},
+        "crop": 32,
+        "batch_size": 4,
+        "draws": 2,
+        "threads": 1,
+        "transfer_weight": 0.5,
+    }
+    trainer = ReparamTrainer(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
+    x, y, k = trainer.sampler.draw(4)
+    network = trainer.network.eval()
+    with torch.no_grad():
+        loss = float(trainer.loss(x, y, k, flip=False))
+        xt, yt, kt = (torch.from_numpy(a) for a in (x, y, k))
+        out, own = network(xt, kt[:, :2]), network(xt, kt[:, 2:])
+        mse = torch.nn.functional.mse_loss(out, yt[:, :1])
+        expected = mse + 0.5 * transfer_error(out, own, yt[:, :1], yt[:, 1:], draw_groups(k))
+    assert not np.allclose(k[:, :2], k[:, 2:])  # the second rendering is at another setting
+    assert loss == pytest.approx(float(expected), rel=1e-5) and loss > float(mse)
+
+
 def test_a_run_with_input_skip_starts_from_a_plain_param_net(shared_data, tmp_path):
     from mrsynth.checkpoint import load_checkpoint
     from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
@@ -560,6 +589,73 @@ def test_an_input_stage_feeds_default_to_param_the_first_stage_rendering_of_inpu
     save_checkpoint(tmp_path / "elsewhere.pt", elsewhere.network, elsewhere.info)
     with pytest.raises(MRSynthError, match="is not a Param-to-Param ParamNet trained to TR 4500 ms, TE 50 ms"):
         ReparamSampler([anatomy], staged | {"input_stage": str(tmp_path / "elsewhere.pt")}, rng)
+
+
+def test_transfer_error_cancels_errors_the_two_renderings_share_at_each_draws_slope():
+    from mrsynth.reparam_training import transfer_error
+
+    rng = np.random.default_rng(0)
+    truth_own = torch.from_numpy(rng.random((4, 1, 8, 8)))
+    groups = torch.tensor([0, 0, 1, 1])
+    slope = torch.tensor([1.0, 1.0, 2.5, 2.5], dtype=truth_own.dtype)[:, None, None, None]
+    target = slope * truth_own + 0.3  # draw 0 keeps the input's contrast, draw 1 scales it by 2.5
+    shared = torch.from_numpy(rng.normal(0.0, 0.1, (4, 1, 8, 8)))
+    own = truth_own + shared
+    # errors at the target that are the slope times the error at the input's setting: the transfer removes them
+    assert float(transfer_error(target + slope * shared, own, target, truth_own, groups)) < 1e-20
+    # an exact rendering of the input's setting leaves the error at the target as it is
+    assert float(transfer_error(target + shared, truth_own, target, truth_own, groups)) == pytest.approx(
+        float((shared**2).mean()), rel=1e-9
+    )
+    # the same error at both settings cancels only where the slope is 1 (draw 0)
+    left = transfer_error(target + shared, own, target, truth_own, groups)
+    assert float(left) == pytest.approx(float(((1.0 - slope) ** 2 * shared**2).mean()), rel=1e-9)
+    with pytest.raises(MRSynthError, match="transfer_error needs equal shapes"):
+        transfer_error(target, own[:, :, :4], target, truth_own, groups)
+
+
+def test_transfer_weight_adds_the_input_settings_truth_and_conditioning_to_each_draw(tmp_path, monkeypatch):
+    from mrsynth.acquisition import unscaled
+    from mrsynth.checkpoint import save_checkpoint
+
+    anatomy = _phantom_simulator().anatomy
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    save_checkpoint(tmp_path / "first.pt", first.network, first.info)
+    config = {
+        "variant": "default",
+        "crop": 32,
+        "draws": 4,
+        "batch_size": 8,
+        "tr_scale": "log",
+        "near_input": 0.5,
+        "input_stage": str(tmp_path / "first.pt"),
+        "input_stage_fraction": 0.5,
+    }
+    x, y, k = ReparamSampler([anatomy], config, np.random.default_rng(8)).draw(8)
+    crops = []
+    original = CropSimulator.random_crops
+    monkeypatch.setattr(CropSimulator, "random_crops", lambda *a: crops.append(original(*a)) or crops[-1])
+    xt, yt, kt = ReparamSampler([anatomy], config | {"transfer_weight": 1.0}, np.random.default_rng(8)).draw(8)
+    assert np.array_equal(x, xt) and np.array_equal(y, yt[:, :1]) and np.array_equal(k, kt[:, :2])  # same draws
+    assert yt.shape == (8, 2, 32, 32) and kt.shape == (8, 4)
+    declared = parameter_declaration("default")
+    simulator = CropSimulator(anatomy, SPEC)
+    acquired = []
+    for draw, places in enumerate(crops):  # the second truth: noise-free at the setting the input was acquired at
+        own = dict(zip(("TR", "TE"), (unscaled(v, spec) for v, spec in zip(kt[2 * draw, 2:], declared.values()))))
+        acquired.append(own)
+        clean = noise_free(anatomy.tissues, tissue_signals(own["TR"], own["TE"], SPEC), simulator.psf)
+        p99 = np.percentile(clean[anatomy.head], 99)
+        for i, (s, a, b) in enumerate(places):
+            assert np.allclose(yt[2 * draw + i, 1], clean[s, a : a + 32, b : b + 32] / p99, rtol=0.02, atol=0.01)
+    assert any(abs(own["TR"] - DEFAULT_INPUT["TR"]) > 1 for own in acquired)  # first-stage draws: other settings
+    assert any(abs(own["TR"] - DEFAULT_INPUT["TR"]) < 0.1 for own in acquired)  # the others: TR 4.5 s / TE 50 ms
+    with pytest.raises(MRSynthError, match="transfer_weight is an option of ParamNet"):
+        ReparamSampler(
+            [anatomy],
+            config | {"transfer_weight": 1.0, "model": {"architecture": "MapParamNet"}},
+            np.random.default_rng(0),
+        )
 
 
 def test_an_input_region_draws_that_fraction_of_inputs_in_its_box_and_is_checked():

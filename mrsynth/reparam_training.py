@@ -17,7 +17,9 @@ setting and give the Default-to-Param network that model's rendering of it at TR
 the image it gets as the second stage of a chain, instead of an acquisition at that setting;
 with ``near_input``, such a draw's target is drawn near the setting the input was acquired at.
 The loss is MSE, as in section 3.4, or (``loss: relative_mse``) each draw's
-MSE divided by what rescaling its input achieves (``relative_mse``).
+MSE divided by what rescaling its input achieves (``relative_mse``); ``transfer_weight`` adds
+that weight times the error a chain's residual transfer makes of the network's errors
+(``transfer_error``): the network is run at the target and at the setting the input was acquired at.
 
 ``model.architecture: MapParamNet`` (Param-to-Param only, ``tissue_maps``) predicts tissue maps and
 renders them: its targets stay in the input's units, and its loss is the relative MSE at the target
@@ -85,6 +87,8 @@ REPARAM_DEFAULTS: dict[str, Any] = {
     # Param-to-Default model (or a chained model's first stage) run on an input at a random setting
     "input_stage": None,
     "input_stage_fraction": 0.5,
+    # weight of ``transfer_error``: the error at the target less its slope times the error at the input's setting
+    "transfer_weight": 0.0,
     "consistency_weight": 1.0,  # MapParamNet: weight of the maps rendered at the input's own setting
     "map_weight": 0.0,  # MapParamNet: weight of the error of the maps themselves (``map_error``)
     "batch_size": 16,
@@ -127,6 +131,9 @@ class ReparamSampler(RandomSampler):
         self.maps = config.get("model", {}).get("architecture") == MAPS_ARCHITECTURE
         self.stage, self.stage_fraction = input_stage(config, self.variant)
         self.map_weight = float(config.get("map_weight", 0.0))
+        self.transfer = float(config.get("transfer_weight", 0.0)) > 0
+        if self.transfer and self.maps:
+            raise MRSynthError("transfer_weight is an option of ParamNet: MapParamNet has consistency_weight")
         self.spec = load_spec()
         self.simulators = [CropSimulator(anatomy, self.spec) for anatomy in anatomies]
 
@@ -165,20 +172,24 @@ class ReparamSampler(RandomSampler):
                     target = sample_near(self.rng, source)
             crops = simulator.random_crops(self.crop, batch_size // self.draws, self.rng)
             order = self._order()
-            if staged:
-                x, y = simulator.pairs(source, target, crops, self.crop, self.rng, order)
-                x, y = self._first_stage(x, source), y[:, None]
-                source = dict(DEFAULT_INPUT)
-            elif self.maps:  # the target and the input's own setting, both in the input's units
+            if self.maps:  # the target and the input's own setting, both in the input's units
                 x, y = simulator.renders(
                     source, [target, source], crops, self.crop, self.rng, "input", self.map_weight > 0, order
                 )
-            else:
-                x, y = simulator.pairs(source, target, crops, self.crop, self.rng, order)
-                y = y[:, None]
+            else:  # with transfer_weight, the noise-free input (own units) follows the target
+                x, y = simulator.renders(
+                    source, [target, source] if self.transfer else [target], crops, self.crop, self.rng, order=order
+                )
+            acquired = source
+            if staged:
+                x, source = self._first_stage(x, source), dict(DEFAULT_INPUT)
             xs.append(x[:, None])
             ys.append(y)
-            cs += [condition_vector(self.declared, condition_values(self.declared, source, target))] * len(crops)
+            condition = condition_vector(self.declared, condition_values(self.declared, source, target))
+            if self.transfer:  # the conditioning that renders the input's own setting follows
+                own = condition_vector(self.declared, condition_values(self.declared, source, acquired))
+                condition = np.concatenate([condition, own])
+            cs += [condition] * len(crops)
         return np.concatenate(xs), np.concatenate(ys), np.asarray(cs, dtype=np.float32)
 
     def _first_stage(self, x: np.ndarray, source: dict[str, float]) -> np.ndarray:
@@ -252,10 +263,17 @@ class ReparamTrainer(Trainer):
             if yt.shape[1] > 2:
                 loss = loss + float(self.config["map_weight"]) * map_error(maps, yt[:, 2:])
             return loss
-        out = self.forward(self.network, xt, conditions)
+        weight = float(self.config.get("transfer_weight", 0.0))
+        width = conditions.shape[1] // 2 if weight > 0 else conditions.shape[1]
+        out = self.forward(self.network, xt, conditions[:, :width])
         if self.config["loss"] == "relative_mse":
-            return relative_mse(out, yt, xt, draw_groups(k))
-        return torch.nn.functional.mse_loss(out, yt)
+            loss = relative_mse(out, yt[:, :1], xt, draw_groups(k))
+        else:
+            loss = torch.nn.functional.mse_loss(out, yt[:, :1])
+        if weight > 0:
+            own = self.forward(self.network, xt, conditions[:, width:])
+            loss = loss + weight * transfer_error(out, own, yt[:, :1], yt[:, 1:2], draw_groups(k))
+        return loss
 
     def model_info(self) -> ModelInfo:
         variant = str(self.config["variant"])
@@ -368,6 +386,38 @@ def map_error(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     guess = torch.where(inside, torch.cat([predicted[:, :1], predicted[:, 2:4]], 1).clamp_min(1e-6), one)
     ratios = guess / torch.where(inside, torch.cat([true[:, :1], true[:, 2:4]], 1), one)
     return ff + ((torch.log(ratios) ** 2).sum(1) * tissue).sum() / count
+
+
+def transfer_error(
+    output: torch.Tensor, own: torch.Tensor, target: torch.Tensor, truth_own: torch.Tensor, groups: torch.Tensor
+) -> torch.Tensor:
+    """Mean square of ``(output - target) - slope * (own - truth_own)``, the slope fitted per draw.
+
+    Why: a chained Param-to-Param model adds to its rendering at the target the input less its
+    rendering at the input's own setting, times the slope from that rendering to the target's
+    (``reparam_chain.residual_transfer``). Of the noise-free part, what reaches the output is the
+    error at the target less the slope times the error at the input's setting. Next to the input's
+    contrast the slope is near 1 and only errors that the two renderings share cancel: the MSE at
+    the target alone does not ask for that. ``slope`` is the least-squares slope of ``target`` on
+    ``truth_own`` over each draw's crops (``groups``), a stand-in for the one the chain fits on its
+    renderings. Our addition (docs/other-systems.md, "A loss on the residual transfer's error").
+    """
+    if not output.shape == own.shape == target.shape == truth_own.shape:
+        raise MRSynthError(f"transfer_error needs equal shapes, got {output.shape}, {own.shape}, {target.shape}")
+    groups = groups.to(output.device)
+    count = int(groups.max()) + 1
+
+    def group_sum(values: torch.Tensor) -> torch.Tensor:  # [N, V] -> [groups]
+        return torch.zeros(count, dtype=values.dtype, device=values.device).index_add(0, groups, values.sum(1))
+
+    with torch.no_grad():
+        x, y = truth_own.flatten(1).double(), target.flatten(1).double()
+        n = group_sum(torch.ones_like(x))
+        mx, my = group_sum(x) / n, group_sum(y) / n
+        var = group_sum(x * x) / n - mx**2
+        slope = ((group_sum(x * y) / n - mx * my) / var.clamp_min(torch.finfo(torch.float64).tiny)).to(output.dtype)
+    error = (output - target) - slope[groups].view(-1, *[1] * (output.ndim - 1)) * (own - truth_own)
+    return (error**2).mean()
 
 
 def draw_groups(conditions: np.ndarray) -> torch.Tensor:
