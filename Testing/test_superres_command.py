@@ -118,6 +118,25 @@ def test_flip_average_is_the_mean_of_the_pass_and_the_mirrored_pass(tmp_path):
     np.testing.assert_allclose(averaged, (one + mirrored) / 2, atol=1e-5)
 
 
+def test_in_plane_flip_also_averages_the_passes_mirrored_along_the_networks_last_axis(tmp_path):
+    model = load_checkpoint(_model(tmp_path / "m.pt"))
+    with torch.no_grad():
+        model.network.head.weight.normal_(std=0.1)
+    thick = np.random.default_rng(2).random((20, 18, 5)).astype(np.float32) + 1.0  # slices along LR
+
+    def single(volume: np.ndarray) -> np.ndarray:
+        return superresolve_arrays(model, [np.ascontiguousarray(volume)], 2, flip_average=False)[0][0]
+
+    # thick along LR, the network sees [LR, SI, AP]: its last axis, the one training mirrors, is AP
+    passes = [single(thick), single(thick[..., ::-1])[..., ::-1], single(thick[:, ::-1])[:, ::-1],
+              single(thick[:, ::-1, ::-1])[:, ::-1, ::-1]]  # fmt: skip
+    assert not np.allclose(passes[0], passes[2], atol=1e-3)  # mirroring AP changes the pass
+    averaged = superresolve_arrays(model, [thick], 2, in_plane_flip=True)[0][0]
+    np.testing.assert_allclose(averaged, np.mean(passes, axis=0), atol=1e-5)
+    plane_only = superresolve_arrays(model, [thick], 2, flip_average=False, in_plane_flip=True)[0][0]
+    np.testing.assert_allclose(plane_only, (passes[0] + passes[2]) / 2, atol=1e-5)
+
+
 def test_back_projection_makes_the_output_consistent_with_its_thick_input(tmp_path):
     from mrsynth.thick_slices import back_project, make_thick
 

@@ -88,6 +88,7 @@ def superresolve(
     device: str = "auto",
     progress: Progress | None = None,
     flip_average: bool = True,
+    in_plane_flip: bool = False,
     back_projections: int = 0,
     match_in_plane: bool = True,
 ) -> SuperResolutionResult:
@@ -95,6 +96,8 @@ def superresolve(
 
     ``flip_average`` also runs the volume mirrored along the slice axis (thick slices of a mirrored
     head are as plausible, and the thin grid mirrors onto itself) and averages the two passes.
+    ``in_plane_flip`` doubles the passes with the volume mirrored along the in-plane axis that training
+    mirrored (the network's last), so the output averages over the augmentation the network learnt.
     ``back_projections`` passes of ``thick_slices.back_project`` then make each output consistent
     with its thick input under the training forward model (0: the network's output as it is).
     ``match_in_plane``: where the in-plane voxels are finer than the model's by more than
@@ -127,6 +130,7 @@ def superresolve(
         device=device,
         progress=progress,
         flip_average=flip_average,
+        in_plane_flip=in_plane_flip,
         back_projections=back_projections,
         in_plane_scale=scale,
     )
@@ -149,6 +153,7 @@ def superresolve_arrays(
     device: str = "auto",
     progress: Progress | None = None,
     flip_average: bool = True,
+    in_plane_flip: bool = False,
     back_projections: int = 0,
     in_plane_scale: tuple[float, float] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[InferenceReport]]:
@@ -169,7 +174,7 @@ def superresolve_arrays(
         coarse_mask = None if mask is None else resample_in_plane(np.asarray(mask, np.float32), shape, order=1) > 0.5
         outputs, interpolated, reports = superresolve_arrays(
             model, coarse, axis, mask=coarse_mask, options=options, device=device, progress=progress,
-            flip_average=flip_average,
+            flip_average=flip_average, in_plane_flip=in_plane_flip,
         )  # fmt: skip
         native = [to_thin(a, axis, factor) for a in arrays]
         outputs = [n + resample_in_plane(o - i, n.shape) for n, o, i in zip(native, outputs, interpolated, strict=True)]
@@ -187,22 +192,25 @@ def superresolve_arrays(
     groups = [list(range(len(arrays)))] if channels == len(arrays) else [[i] for i in range(len(arrays))]
     outputs, reports = [], []
     turned = np.moveaxis(low, axis + 1, NETWORK_SLICE_AXIS + 1)
-    runs = [(group, mirror) for group in groups for mirror in ((False, True) if flip_average else (False,))]
+    # mirrored axes of each pass: the slice axis (flip_average) and the network's last axis (in_plane_flip)
+    slice_flips = ((), (NETWORK_SLICE_AXIS + 1,)) if flip_average else ((),)
+    plane_flips = ((), (turned.ndim - 1,)) if in_plane_flip else ((),)
+    runs = [(group, a + b) for group in groups for a in slice_flips for b in plane_flips]
     sums: dict[int, np.ndarray] = {}
-    for done, (group, mirror) in enumerate(runs):
+    for done, (group, mirrored) in enumerate(runs):
 
         def report(step: int, total: int, done: int = done) -> None:
             if progress is not None:
                 progress(step + done * total, len(runs) * total)
 
-        x = np.flip(turned[group], NETWORK_SLICE_AXIS + 1) if mirror else turned[group]
+        x = np.flip(turned[group], mirrored) if mirrored else turned[group]
         run = infer(np.ascontiguousarray(x), network, options, patch=model.info.patch,
                     stride=model.info.stride, device=device, progress=report)  # fmt: skip
-        hr = np.flip(run.hr, NETWORK_SLICE_AXIS + 1) if mirror else run.hr
+        hr = np.flip(run.hr, mirrored) if mirrored else run.hr
         for i, g in enumerate(group):
             sums[g] = sums.get(g, 0) + hr[i]
         reports.append(run.report)
-    passes = 2 if flip_average else 1
+    passes = len(slice_flips) * len(plane_flips)
     outputs = [np.moveaxis(sums[g] / passes, NETWORK_SLICE_AXIS, axis) * scaled[g][1] for g in range(len(arrays))]
     if back_projections:
         outputs = [back_project(o, a, axis, factor, back_projections) for o, a in zip(outputs, arrays)]
@@ -298,6 +306,12 @@ def add_superres_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="one network pass instead of averaging it with the pass on the mirrored volume (twice as fast)",
     )
     parser.add_argument(
+        "--in-plane-flip",
+        action="store_true",
+        help="also average the passes mirrored along the in-plane axis the network was trained mirrored along "
+        "(twice the time)",
+    )
+    parser.add_argument(
         "--back-project",
         type=int,
         default=0,
@@ -340,6 +354,7 @@ def run_superres(args: argparse.Namespace) -> int:
         options=InferenceOptions(memory_gb=args.memory, precision=args.precision),
         device=args.device,
         flip_average=args.flip_average,
+        in_plane_flip=args.in_plane_flip,
         back_projections=args.back_project,
         match_in_plane=args.match_in_plane,
     )

@@ -223,6 +223,7 @@ def dess_table(
     out: Path,
     axes: tuple[int, ...] = (2,),
     back_projections: int = 0,
+    in_plane_flip: bool = False,
 ) -> dict:
     """Table 2: per subject, thick axis and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC.
 
@@ -237,7 +238,8 @@ def dess_table(
     T2 maps are drawn (first axis). The paper's DESS was thick along one axis; more ``axes`` (paper
     order: 0 SI, 1 AP, 2 LR) give more rows.
     ``back_projections`` > 0 adds each model's echoes after that many passes of
-    ``thick_slices.back_project`` as the method ``NAME+BP``.
+    ``thick_slices.back_project`` as the method ``NAME+BP``. ``in_plane_flip`` averages the models'
+    passes over the in-plane mirror too (``superres.superresolve_arrays``).
     """
     spec = load_spec()
     rows, common, quality, boundary = [], [], [], []
@@ -259,7 +261,7 @@ def dess_table(
             thick_mask = make_thick(head.astype(np.float32), axis, factor) > 0.5
             echoes = {}
             for name, model in models.items():
-                restored = superresolve_arrays(model, thick, axis, mask=thick_mask)[0]
+                restored = superresolve_arrays(model, thick, axis, mask=thick_mask, in_plane_flip=in_plane_flip)[0]
                 echoes[name] = [e[keep] for e in restored]
                 if back_projections:
                     echoes[f"{name}+BP"] = [back_project(e, t, axis, factor, back_projections)[keep]
@@ -392,6 +394,7 @@ def main() -> None:
     )
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--scsr-train", nargs="*", default=[])
+    parser.add_argument("--in-plane-flip", action="store_true", help="Table 2: average in-plane mirrored passes too")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -417,7 +420,10 @@ def main() -> None:
         if args.dess_model:
             models["MRSR-DESS"] = load_checkpoint(args.dess_model)
         dess_axes = tuple(AXIS_NAMES.index(a) for a in args.dess_axes)
-        report["dess"] = dess_table(models, factor, dess_labels(args.dess_cases), out, dess_axes, args.back_project)
+        report["dess"] = dess_table(
+            models, factor, dess_labels(args.dess_cases), out, dess_axes, args.back_project, args.in_plane_flip
+        )
+        report["dess"]["in_plane_flip"] = args.in_plane_flip
     if args.native:
         report["native"] = native_figure(model, out)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
