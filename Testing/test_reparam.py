@@ -350,7 +350,7 @@ def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_
 def test_the_training_loss_adds_the_transfer_error_of_renderings_at_the_target_and_the_input_setting(
     shared_data, tmp_path
 ):
-    from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamTrainer, draw_groups, transfer_error
+    from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamTrainer, transfer_error
     from mrsynth.training import load_config
 
     labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
@@ -369,10 +369,10 @@ def test_the_training_loss_adds_the_transfer_error_of_renderings_at_the_target_a
     with torch.no_grad():
         loss = float(trainer.loss(x, y, k, flip=False))
         xt, yt, kt = (torch.from_numpy(a) for a in (x, y, k))
-        out, own = network(xt, kt[:, :2]), network(xt, kt[:, 2:])
+        out, own = network(xt, kt[:, :2]), network(xt, kt[:, 2:4])
         mse = torch.nn.functional.mse_loss(out, yt[:, :1])
-        expected = mse + 0.5 * transfer_error(out, own, yt[:, :1], yt[:, 1:], draw_groups(k))
-    assert not np.allclose(k[:, :2], k[:, 2:])  # the second rendering is at another setting
+        expected = mse + 0.5 * transfer_error(out, own, yt[:, :1], yt[:, 1:], kt[:, 4])
+    assert not np.allclose(k[:, :2], k[:, 2:4])  # the second rendering is at another setting
     assert loss == pytest.approx(float(expected), rel=1e-5) and loss > float(mse)
 
 
@@ -596,22 +596,22 @@ def test_transfer_error_cancels_errors_the_two_renderings_share_at_each_draws_sl
 
     rng = np.random.default_rng(0)
     truth_own = torch.from_numpy(rng.random((4, 1, 8, 8)))
-    groups = torch.tensor([0, 0, 1, 1])
-    slope = torch.tensor([1.0, 1.0, 2.5, 2.5], dtype=truth_own.dtype)[:, None, None, None]
+    slopes = torch.tensor([1.0, 1.0, 2.5, 2.5], dtype=truth_own.dtype)
+    slope = slopes[:, None, None, None]
     target = slope * truth_own + 0.3  # draw 0 keeps the input's contrast, draw 1 scales it by 2.5
     shared = torch.from_numpy(rng.normal(0.0, 0.1, (4, 1, 8, 8)))
     own = truth_own + shared
     # errors at the target that are the slope times the error at the input's setting: the transfer removes them
-    assert float(transfer_error(target + slope * shared, own, target, truth_own, groups)) < 1e-20
+    assert float(transfer_error(target + slope * shared, own, target, truth_own, slopes)) < 1e-20
     # an exact rendering of the input's setting leaves the error at the target as it is
-    assert float(transfer_error(target + shared, truth_own, target, truth_own, groups)) == pytest.approx(
+    assert float(transfer_error(target + shared, truth_own, target, truth_own, slopes)) == pytest.approx(
         float((shared**2).mean()), rel=1e-9
     )
     # the same error at both settings cancels only where the slope is 1 (draw 0)
-    left = transfer_error(target + shared, own, target, truth_own, groups)
+    left = transfer_error(target + shared, own, target, truth_own, slopes)
     assert float(left) == pytest.approx(float(((1.0 - slope) ** 2 * shared**2).mean()), rel=1e-9)
     with pytest.raises(MRSynthError, match="transfer_error needs equal shapes"):
-        transfer_error(target, own[:, :, :4], target, truth_own, groups)
+        transfer_error(target, own[:, :, :4], target, truth_own, slopes)
 
 
 def test_transfer_weight_adds_the_input_settings_truth_and_conditioning_to_each_draw(tmp_path, monkeypatch):
@@ -637,17 +637,25 @@ def test_transfer_weight_adds_the_input_settings_truth_and_conditioning_to_each_
     monkeypatch.setattr(CropSimulator, "random_crops", lambda *a: crops.append(original(*a)) or crops[-1])
     xt, yt, kt = ReparamSampler([anatomy], config | {"transfer_weight": 1.0}, np.random.default_rng(8)).draw(8)
     assert np.array_equal(x, xt) and np.array_equal(y, yt[:, :1]) and np.array_equal(k, kt[:, :2])  # same draws
-    assert yt.shape == (8, 2, 32, 32) and kt.shape == (8, 4)
+    assert yt.shape == (8, 2, 32, 32) and kt.shape == (8, 5)
     declared = parameter_declaration("default")
     simulator = CropSimulator(anatomy, SPEC)
     acquired = []
     for draw, places in enumerate(crops):  # the second truth: noise-free at the setting the input was acquired at
-        own = dict(zip(("TR", "TE"), (unscaled(v, spec) for v, spec in zip(kt[2 * draw, 2:], declared.values()))))
-        acquired.append(own)
-        clean = noise_free(anatomy.tissues, tissue_signals(own["TR"], own["TE"], SPEC), simulator.psf)
-        p99 = np.percentile(clean[anatomy.head], 99)
+        settings = [
+            dict(zip(("TR", "TE"), (unscaled(v, spec) for v, spec in zip(values, declared.values()))))
+            for values in (kt[2 * draw, :2], kt[2 * draw, 2:4])
+        ]
+        acquired.append(settings[1])
+        images = []
+        for setting in settings:
+            clean = noise_free(anatomy.tissues, tissue_signals(setting["TR"], setting["TE"], SPEC), simulator.psf)
+            images.append(clean / np.percentile(clean[anatomy.head], 99))
         for i, (s, a, b) in enumerate(places):
-            assert np.allclose(yt[2 * draw + i, 1], clean[s, a : a + 32, b : b + 32] / p99, rtol=0.02, atol=0.01)
+            assert np.allclose(yt[2 * draw + i, 1], images[1][s, a : a + 32, b : b + 32], rtol=0.02, atol=0.01)
+        # the slope of the two noise-free images over the whole head, from the simulator's head sample
+        slope = np.polyfit(images[1][anatomy.head], images[0][anatomy.head], 1)[0]
+        assert kt[2 * draw, 4] == pytest.approx(slope, rel=0.03, abs=0.01)
     assert any(abs(own["TR"] - DEFAULT_INPUT["TR"]) > 1 for own in acquired)  # first-stage draws: other settings
     assert any(abs(own["TR"] - DEFAULT_INPUT["TR"]) < 0.1 for own in acquired)  # the others: TR 4.5 s / TE 50 ms
     with pytest.raises(MRSynthError, match="transfer_weight is an option of ParamNet"):

@@ -308,6 +308,19 @@ class CropSimulator:
                 ys[-1] += list(table[:, self.anatomy.tissues[s, a : a + size, b : b + size]])
         return np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.float32)
 
+    def head_slope(
+        self, target: Mapping[str, float], source: Mapping[str, float], order: np.ndarray | None = None
+    ) -> float:
+        """Least-squares slope of the noise-free image at ``target`` on the one at ``source``, over the head
+        sample, each in units of its own head p99: what a line fitted between the two whole images gives."""
+        images = []
+        for setting in (target, source):
+            signals = tissue_signals(setting["TR"], setting["TE"], self.spec)
+            clean = (signals if order is None else signals[order]) @ self.shares
+            images.append(clean / self.head_p99(clean))
+        y, x = images
+        return float(np.cov(x, y)[0, 1] / max(float(np.var(x, ddof=1)), np.finfo(np.float64).tiny))
+
     def tissue_table(self, input_scale: float) -> np.ndarray:
         """[4, tissues]: PD over ``input_scale``, fat fraction, T1 and T2 (ms) of every tissue of the spec."""
         rows = [[t["PD"] / input_scale, t["fat_fraction"], t["T1"], t["T2"]] for t in self.spec["tissues"].values()]

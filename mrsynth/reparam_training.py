@@ -186,9 +186,9 @@ class ReparamSampler(RandomSampler):
             xs.append(x[:, None])
             ys.append(y)
             condition = condition_vector(self.declared, condition_values(self.declared, source, target))
-            if self.transfer:  # the conditioning that renders the input's own setting follows
+            if self.transfer:  # then the conditioning that renders the input's own setting, and the slope between
                 own = condition_vector(self.declared, condition_values(self.declared, source, acquired))
-                condition = np.concatenate([condition, own])
+                condition = np.concatenate([condition, own, [simulator.head_slope(target, acquired, order)]])
             cs += [condition] * len(crops)
         return np.concatenate(xs), np.concatenate(ys), np.asarray(cs, dtype=np.float32)
 
@@ -264,15 +264,15 @@ class ReparamTrainer(Trainer):
                 loss = loss + float(self.config["map_weight"]) * map_error(maps, yt[:, 2:])
             return loss
         weight = float(self.config.get("transfer_weight", 0.0))
-        width = conditions.shape[1] // 2 if weight > 0 else conditions.shape[1]
+        width = (conditions.shape[1] - 1) // 2 if weight > 0 else conditions.shape[1]
         out = self.forward(self.network, xt, conditions[:, :width])
         if self.config["loss"] == "relative_mse":
             loss = relative_mse(out, yt[:, :1], xt, draw_groups(k))
         else:
             loss = torch.nn.functional.mse_loss(out, yt[:, :1])
-        if weight > 0:
-            own = self.forward(self.network, xt, conditions[:, width:])
-            loss = loss + weight * transfer_error(out, own, yt[:, :1], yt[:, 1:2], draw_groups(k))
+        if weight > 0:  # conditions: the target's, the input's own setting's, then the slope between the two
+            own = self.forward(self.network, xt, conditions[:, width : 2 * width])
+            loss = loss + weight * transfer_error(out, own, yt[:, :1], yt[:, 1:2], conditions[:, -1])
         return loss
 
     def model_info(self) -> ModelInfo:
@@ -389,35 +389,25 @@ def map_error(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
 
 def transfer_error(
-    output: torch.Tensor, own: torch.Tensor, target: torch.Tensor, truth_own: torch.Tensor, groups: torch.Tensor
+    output: torch.Tensor, own: torch.Tensor, target: torch.Tensor, truth_own: torch.Tensor, slope: torch.Tensor
 ) -> torch.Tensor:
-    """Mean square of ``(output - target) - slope * (own - truth_own)``, the slope fitted per draw.
+    """Mean square of ``(output - target) - slope * (own - truth_own)``, one slope per crop.
 
     Why: a chained Param-to-Param model adds to its rendering at the target the input less its
     rendering at the input's own setting, times the slope from that rendering to the target's
     (``reparam_chain.residual_transfer``). Of the noise-free part, what reaches the output is the
     error at the target less the slope times the error at the input's setting. Next to the input's
     contrast the slope is near 1 and only errors that the two renderings share cancel: the MSE at
-    the target alone does not ask for that. ``slope`` is the least-squares slope of ``target`` on
-    ``truth_own`` over each draw's crops (``groups``), a stand-in for the one the chain fits on its
-    renderings. Our addition (docs/other-systems.md, "A loss on the residual transfer's error").
+    the target alone does not ask for that. ``slope`` [N] is the least-squares slope between the two
+    noise-free images over the whole head (``CropSimulator.head_slope``), a stand-in for the one the
+    chain fits between its renderings over the body (a crop's own fit is unstable: a dark crop has
+    almost no variance to fit on). Our addition (docs/other-systems.md, "A loss on the residual
+    transfer's error").
     """
     if not output.shape == own.shape == target.shape == truth_own.shape:
         raise MRSynthError(f"transfer_error needs equal shapes, got {output.shape}, {own.shape}, {target.shape}")
-    groups = groups.to(output.device)
-    count = int(groups.max()) + 1
-
-    def group_sum(values: torch.Tensor) -> torch.Tensor:  # [N, V] -> [groups]
-        return torch.zeros(count, dtype=values.dtype, device=values.device).index_add(0, groups, values.sum(1))
-
-    with torch.no_grad():
-        x, y = truth_own.flatten(1).double(), target.flatten(1).double()
-        n = group_sum(torch.ones_like(x))
-        mx, my = group_sum(x) / n, group_sum(y) / n
-        var = group_sum(x * x) / n - mx**2
-        slope = ((group_sum(x * y) / n - mx * my) / var.clamp_min(torch.finfo(torch.float64).tiny)).to(output.dtype)
-    error = (output - target) - slope[groups].view(-1, *[1] * (output.ndim - 1)) * (own - truth_own)
-    return (error**2).mean()
+    gain = slope.to(output.device, output.dtype).view(-1, *[1] * (output.ndim - 1))
+    return (((output - target) - gain * (own - truth_own)) ** 2).mean()
 
 
 def draw_groups(conditions: np.ndarray) -> torch.Tensor:
