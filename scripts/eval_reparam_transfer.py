@@ -79,6 +79,11 @@ def main() -> None:
     rng = np.random.default_rng(1)
     inputs = acquire_inputs(anatomy, INPUTS, rng, spec)
     model = load_model(args.model)
+    if model.info.normalisation.get("residual_transfer"):
+        parser.error(
+            f"{args.model} already applies a residual transfer in synthesize, and this script adds its own: "
+            "give the chain built without --residual-transfer (scripts/chain_reparam.py)"
+        )
     at_input = [run_model(model, x, _p2p(source, source)) for source, x in zip(INPUTS, inputs, strict=True)]
     bodies = [body_mask(x) for x in inputs]
     normalised = [normalise_p99(x, body)[0] for x, body in zip(inputs, bodies, strict=True)]
