@@ -319,24 +319,19 @@ def test_the_panel_gets_a_field_per_parameter_within_the_trained_range():
     assert parameter_fields(plain) == []
 
 
+def _tiny_run(labels: str) -> dict:
+    """Overrides for a quick training run on one SynthSeg subject: 4 slices, a 2-level network of width 4."""
+    data = {"train": [labels], "val": [], "slices": 4}
+    return {"data": data, "model": {"width": 4, "levels": 2}, "crop": 32, "batch_size": 4, "draws": 2, "threads": 1}
+
+
 def test_training_run_writes_a_conditioned_model_that_synthesize_accepts(shared_data, tmp_path):
     from mrsynth.checkpoint import load_checkpoint
     from mrsynth.reparam_training import REPARAM_DEFAULTS, train_reparam
     from mrsynth.training import load_config
 
     labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
-    overrides = {
-        "variant": "param",
-        "data": {"train": [labels], "val": [], "slices": 4},
-        "model": {"width": 4, "levels": 2},
-        "crop": 32,
-        "batch_size": 4,
-        "draws": 2,
-        "iterations": 2,
-        "threads": 1,
-        "loss": "relative_mse",
-        "tr_encoding": "log",
-    }
+    overrides = _tiny_run(labels) | {"variant": "param", "iterations": 2, "loss": "relative_mse", "tr_encoding": "log"}
     path = train_reparam(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
     model = load_checkpoint(path)
     assert list(model.info.parameters) == ["input_TR", "input_TE", "TR", "TE"]
@@ -353,16 +348,7 @@ def test_the_training_loss_adds_the_transfer_error_of_renderings_at_the_target_a
     from mrsynth.reparam_training import REPARAM_DEFAULTS, ReparamTrainer, transfer_error
     from mrsynth.training import load_config
 
-    labels = str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")
-    overrides = {
-        "data": {"train": [labels], "val": [], "slices": 4},
-        "model": {"width": 4, "levels": 2},
-        "crop": 32,
-        "batch_size": 4,
-        "draws": 2,
-        "threads": 1,
-        "transfer_weight": 0.5,
-    }
+    overrides = _tiny_run(str(shared_data / "synthseg_labels" / "training_seg_01.nii.gz")) | {"transfer_weight": 0.5}
     trainer = ReparamTrainer(load_config(None, overrides, REPARAM_DEFAULTS), tmp_path / "run")
     x, y, k = trainer.sampler.draw(4)
     network = trainer.network.eval()
