@@ -234,7 +234,8 @@ def dess_table(
     each super-resolved method against each interpolation, over the voxels where the truth and those
     two give a T2 (``rows_pairwise``), so that a third method's failures do not choose the voxels of
     a comparison between two. ``rows_boundary`` breaks each region down by distance from the CSF boundary
-    (``csf_bands``). Each echo's pSNR inside the head is kept too, and the first subject's
+    (``csf_bands``); ``summary_by_axis`` repeats the own-voxel and pairwise summaries for each thick
+    axis alone. Each echo's pSNR inside the head is kept too, and the first subject's
     T2 maps are drawn (first axis). The paper's DESS was thick along one axis; more ``axes`` (paper
     order: 0 SI, 1 AP, 2 LR) give more rows.
     ``back_projections`` > 0 adds each model's echoes after that many passes of
@@ -294,7 +295,13 @@ def dess_table(
                 figure = dess_figure(t2, out / "dess_t2.png", title)
     methods = (*models, *(f"{m}+BP" for m in models if back_projections), *INTERPOLATIONS)
     summary_pairwise = {name: agreement(pair, tuple(name.split(" vs "))) for name, pair in pairwise.items()}
-    return {"rows": rows, "summary": agreement(rows, methods), "rows_common": common,
+    by_axis = {  # each thick axis alone: its own-voxel summary and each pair's
+        AXIS_NAMES[a]: {"summary": agreement([r for r in rows if r["axis"] == AXIS_NAMES[a]], methods)}
+        | {name: agreement([r for r in pair if r["axis"] == AXIS_NAMES[a]], tuple(name.split(" vs ")))
+           for name, pair in pairwise.items()}
+        for a in axes
+    }  # fmt: skip
+    return {"rows": rows, "summary": agreement(rows, methods), "summary_by_axis": by_axis, "rows_common": common,
             "summary_common": agreement(common, methods), "rows_pairwise": pairwise,
             "summary_pairwise": summary_pairwise, "rows_boundary": boundary, "echo_psnr": quality, "figure": figure,
             "slice_axes": [AXIS_NAMES[a] for a in axes], "factor": factor}  # fmt: skip
