@@ -70,6 +70,12 @@ def main() -> None:
     if args.shrink + args.local + args.ratio > 1:
         parser.error("give one of --shrink, --local and --ratio")
     form = "ratio" if args.ratio else "local" if args.local else "shrink" if args.shrink else "slope"
+    model = load_model(args.model)
+    if model.info.normalisation.get("residual_transfer"):
+        parser.error(
+            f"{args.model} already applies a residual transfer in synthesize, and this script adds its own: "
+            "give the chain built without --residual-transfer (scripts/chain_reparam.py)"
+        )
     spec = load_spec()
     psf = float(spec["acquisition"]["psf_sigma_voxels"])
     anatomy = test_anatomy(args.subject)
@@ -78,12 +84,6 @@ def main() -> None:
     head = anatomy.head
     rng = np.random.default_rng(1)
     inputs = acquire_inputs(anatomy, INPUTS, rng, spec)
-    model = load_model(args.model)
-    if model.info.normalisation.get("residual_transfer"):
-        parser.error(
-            f"{args.model} already applies a residual transfer in synthesize, and this script adds its own: "
-            "give the chain built without --residual-transfer (scripts/chain_reparam.py)"
-        )
     at_input = [run_model(model, x, _p2p(source, source)) for source, x in zip(INPUTS, inputs, strict=True)]
     bodies = [body_mask(x) for x in inputs]
     normalised = [normalise_p99(x, body)[0] for x, body in zip(inputs, bodies, strict=True)]
