@@ -966,3 +966,54 @@ def test_a_chain_with_residual_transfer_synthesizes_the_transfer_of_its_two_rend
         chain_models(first, second, "chained", "1", residual_transfer=1.5)
     with pytest.raises(MRSynthError, match="unknown residual-transfer form 'wiener'"):
         chain_models(first, second, "chained", "1", residual_transfer=1.0, form="wiener")
+
+
+def test_an_ensemble_of_chains_synthesizes_the_transfer_of_its_mean_renderings(tmp_path):
+    from mrsynth.checkpoint import load_checkpoint, save_checkpoint
+    from mrsynth.ensemble import combine
+    from mrsynth.reparam_chain import chain_models, first_stage, residual_transfer
+
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    seconds = [_stage("default", {"variant": "default", "seed": seed}, seed) for seed in (3, 4)]
+
+    def chains(**transfer):
+        return [LoadedModel(*chain_models(first, second, "chained", "1", **transfer)) for second in seconds]
+
+    plain = combine(chains())
+    combined = combine(chains(residual_transfer=1.0))
+    transferred = load_checkpoint(save_checkpoint(tmp_path / "e.pt", combined.network, combined.info))
+    assert transferred.info.architecture == "Ensemble" and transferred.info.normalisation["residual_transfer"] == 1.0
+    values = DEFAULT_INPUT | {"input_TR": 2000.0, "input_TE": 20.0}
+    c = torch.tensor([condition_vector(parameter_declaration("param"), values)])
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():  # the mean of the two chains, given the conditions
+        members = [m.network.eval()(x, c) for m in chains()]
+        assert not torch.allclose(members[0], members[1])
+        torch.testing.assert_close(transferred.network(x, c), (members[0] + members[1]) / 2)
+    image = _head_image()
+    source = {"input_TR": 2000.0, "input_TE": 20.0}
+    target = source | {"TR": 9000.0, "TE": 200.0}
+    runs = {
+        name: synthesize(plain, [image], parameters=values, device="cpu")
+        for name, values in (("target", target), ("own", source | {"TR": 2000.0, "TE": 20.0}))
+    }
+    singles = [to_paper(synthesize(m, [image], parameters=target, device="cpu").hr) for m in chains()]
+    np.testing.assert_allclose(to_paper(runs["target"].hr), (singles[0] + singles[1]) / 2, rtol=1e-5, atol=1e-6)
+    body = to_paper(runs["target"].mask) > 0
+    x = to_paper(image) / runs["target"].scales[0]
+    expected = residual_transfer(to_paper(runs["target"].hr), to_paper(runs["own"].hr), x, body, 1.0, "slope")
+    result = synthesize(transferred, [image], parameters=target, device="cpu")
+    np.testing.assert_allclose(to_paper(result.hr), expected, rtol=1e-5, atol=1e-5)
+    # a chain can be built behind the ensemble's shared first stage, but not behind two different ones
+    kept = first_stage(transferred)
+    assert kept.info.architecture == "ParamNet"
+    for key, value in first.network.state_dict().items():
+        assert torch.equal(kept.network.state_dict()[key], value)
+    other = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 5)
+    mixed = combine([chains()[0], LoadedModel(*chain_models(other, seconds[1], "chained", "1"))])
+    with pytest.raises(MRSynthError, match="have different first stages: take one member"):
+        first_stage(mixed)
+    with pytest.raises(MRSynthError, match=r"used differently \(normalisation differ"):
+        combine([chains()[0], chains(residual_transfer=1.0)[1]])
+    with pytest.raises(MRSynthError, match=r"used differently \(.*parameters.* differ"):
+        combine([chains()[0], seconds[0]])

@@ -4,7 +4,8 @@ An ensemble is one more architecture (``networks.Ensemble``), so it is stored, r
 and run like any model: ``synthesize`` and the Slicer modules need nothing new. Only models that
 are used the same way can be combined: the same task, inputs, output, grid, patch, stride and
 normalisation (histogram landmarks included), so that one preprocessing serves every member.
-Conditioned models (``info.parameters``) run through a bound wrapper and are refused. Kernels fitted
+Conditioned models (``info.parameters``, e.g. re-parameterisation) must declare the same parameters
+and ranges, and chained ones the same residual transfer (it is applied to the ensemble's mean). Kernels fitted
 to one member (``trained_lr_kernels``) are dropped: fit them again on the ensemble (``mrsynth train-kernel``).
 """
 
@@ -36,8 +37,6 @@ def combine(models: list[LoadedModel], name: str | None = None) -> LoadedModel:
                 f"models {first.name} and {model.info.name} are used differently ({', '.join(differing)} differ): "
                 "combine only models trained with the same task, data and config"
             )
-    if first.parameters:
-        raise MRSynthError(f"model {first.name} is conditioned on {', '.join(first.parameters)}: it cannot be combined")
     members = [{"architecture": m.info.architecture, "arguments": m.info.arguments} for m in models]
     network = Ensemble(members)
     for target, model in zip(network.members, models, strict=True):

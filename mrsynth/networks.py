@@ -14,6 +14,7 @@ the dilated residual blocks then only add what context brings (denoising, edges)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -214,7 +215,10 @@ class Ensemble(nn.Module):
     """The mean output of several networks of the same task (built from their stored descriptions).
 
     Members trained alike from different random seeds err differently; their mean keeps what they
-    agree on. Our addition (``mrsynth ensemble``), not from the papers.
+    agree on. Our addition (``mrsynth ensemble``), not from the papers. Members conditioned on
+    acquisition parameters (ParamNets, chained or not) take the same conditioning values, passed on
+    by ``forward``; the ensemble then answers ``conditions``, ``size_multiple`` and
+    ``receptive_field_2d`` as one of them would, so ``paramnet.BoundParamNet`` runs it like one.
     """
 
     def __init__(self, members: list[dict]):
@@ -222,16 +226,31 @@ class Ensemble(nn.Module):
         if len(members) < 2:
             raise MRSynthError(f"an ensemble needs two or more members, not {len(members)}")
         self.members = nn.ModuleList(build_network(m["architecture"], m["arguments"]) for m in members)
+        conditions = {getattr(member, "conditions", None) for member in self.members}
+        if len(conditions) > 1:
+            raise MRSynthError(
+                f"an ensemble's members must take the same conditioning values, not {sorted(map(str, conditions))}"
+            )
+        self.conditions = conditions.pop()  # None: unconditioned members
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        total = self.members[0](x)
+    def forward(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        total = self.members[0](x, *conditions)
         for member in self.members[1:]:  # a running sum: no stack of every member's output per tile
-            total = total + member(x)
+            total = total + member(x, *conditions)
         return total / len(self.members)
 
     def receptive_field(self) -> Triple:
         fields = [member.receptive_field() for member in self.members]
         return tuple(max(axis) for axis in zip(*fields, strict=True))  # type: ignore[return-value]
+
+    @property
+    def size_multiple(self) -> int:
+        """Conditioned 2D members: the least common multiple of theirs."""
+        return math.lcm(*(member.size_multiple for member in self.members))
+
+    def receptive_field_2d(self) -> int:
+        """Conditioned 2D members: the largest of theirs."""
+        return max(member.receptive_field_2d() for member in self.members)
 
 
 ARCHITECTURES = {"HighResNet": HighResNet, "UNet": UNet, "MRSR": MRSR, "ParamNet": ParamNet, "Ensemble": Ensemble}

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from .acquisition import condition_vector
 from .checkpoint import LoadedModel, ModelInfo
+from .ensemble import member
 from .errors import MRSynthError
 from .paramnet import ChainedParamNet
 from .reparam_data import DEFAULT_INPUT, parameter_declaration
@@ -28,8 +30,19 @@ def first_stage(model: LoadedModel) -> LoadedModel:
     Default-to-Param model can be chained behind it without the first stage's run folder. The
     chain declares its second stage's TR and TE, which may be on another scale than the first
     stage's (``tr_encoding``), so the first stage's own declaration is rebuilt from its training
-    record.
+    record. An ensemble of chains that share their first stage (``mrsynth ensemble``) gives that stage.
     """
+    if model.info.architecture == "Ensemble":
+        members = [member(model, k) for k in range(len(model.network.members))]
+        if any(m.info.architecture != "ChainedParamNet" for m in members):
+            return model
+        weights = [m.network.first.state_dict() for m in members]
+        if any(not all(torch.equal(w[key], weights[0][key]) for key in w) for w in weights[1:]):
+            raise MRSynthError(
+                f"the members of ensemble {model.info.name} have different first stages: take one member with "
+                "'mrsynth ensemble MODEL --member K --output MEMBER.pt' and give that"
+            )
+        model = members[0]
     if model.info.architecture != "ChainedParamNet":
         return model
     training = model.info.training["first"]
