@@ -160,6 +160,7 @@ class SynthesisLogic:
         precision: str = "float32",
         backProjections: int = 0,
         matchInPlane: bool = True,
+        inPlaneFlip: bool = False,
         outputVolume: Any = None,
         outputLRVolume: Any = None,
         registrationPreset: str | None = None,
@@ -180,7 +181,8 @@ class SynthesisLogic:
         the acquisition parameters of a conditioned model (e.g. ``{"TR": 2000, "TE": 80}``).
         ``backProjections`` (super-resolution only) passes of back-projection onto the thick input follow
         the network, and ``matchInPlane`` (super-resolution only) runs it at the model's in-plane voxel
-        size where the input's is finer (``mrsynth.superres.superresolve``). Blocking returns
+        size where the input's is finer, and ``inPlaneFlip`` (super-resolution only) also averages the
+        passes mirrored along the in-plane axis training mirrored (``mrsynth.superres.superresolve``). Blocking returns
         ``SynthesisOutputs``; otherwise a ``SynthesisJob`` to poll or cancel.
         """
         if not inputVolumes or any(node is None for node in inputVolumes):
@@ -189,6 +191,8 @@ class SynthesisLogic:
             raise MRSynthError("back-projection onto a thick input belongs to super-resolution: set backProjections=0")
         if not matchInPlane and self.TASK != "super-resolution":
             raise MRSynthError("matching the in-plane voxel size belongs to super-resolution: leave matchInPlane on")
+        if inPlaneFlip and self.TASK != "super-resolution":
+            raise MRSynthError("the in-plane mirrored pass belongs to super-resolution: set inPlaneFlip=False")
         if registrationPreset:
             from .registration import register_inputs
 
@@ -219,6 +223,8 @@ class SynthesisLogic:
                 job["back_projections"] = int(backProjections)
             if not matchInPlane:
                 job["match_in_plane"] = False
+            if inPlaneFlip:
+                job["in_plane_flip"] = True
             if maskVolume is not None:
                 job["mask"] = self._write(maskVolume, folder, "mask.nrrd", "mask")
             if referenceVolume is not None:

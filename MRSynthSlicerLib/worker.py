@@ -108,6 +108,7 @@ def run(job_file: Path) -> None:
             mask=body,
             back_projections=job.get("back_projections", 0),
             match_in_plane=job.get("match_in_plane", True),
+            in_plane_flip=job.get("in_plane_flip", False),
             **common,
         )
         (hr, *more), lr = restored.outputs, None

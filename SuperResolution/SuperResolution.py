@@ -57,6 +57,7 @@ class SuperResolutionParameterNode:
     precision: Annotated[str, Choice(["float32", "bfloat16", "float16"])] = "float32"
     backProjections: Annotated[int, Minimum(0)] = 0
     matchInPlane: bool = True
+    inPlaneFlip: bool = False
     outputVolume: vtkMRMLScalarVolumeNode
     t2Map: bool = False  # a DESS T2 map from a two-echo model's outputs
     dessTR: Annotated[float, WithinRange(0.1, 10000.0)] = 23.0
@@ -100,6 +101,7 @@ class SuperResolutionWidget(SynthesisWidget):
         arguments["inputVolume"] = self._inputs()
         arguments["backProjections"] = self._parameterNode.backProjections
         arguments["matchInPlane"] = self._parameterNode.matchInPlane
+        arguments["inPlaneFlip"] = self._parameterNode.inPlaneFlip
         return arguments
 
     def showOutputs(self, outputs: Any) -> None:

@@ -226,10 +226,17 @@ def test_model_choices_follow_the_registry_task():
 # --- super-resolution -----------------------------------------------------------------------
 
 
-def _tiny_sr_entry(folder, name: str, inputs: list[str], outputs: list[str]) -> dict:
-    """A tiny untrained MRSR (x4, any slice axis) taking ``inputs``, saved in ``folder``, and its registry entry."""
+def _tiny_sr_entry(folder, name: str, inputs: list[str], outputs: list[str], residual: bool = False) -> dict:
+    """A tiny untrained MRSR (x4, any slice axis) taking ``inputs``, saved in ``folder``, and its registry entry.
+
+    Untrained, its residual is zero; ``residual`` gives its last layer random weights so that it has one.
+    """
     torch.manual_seed(0)
     arguments = {"in_channels": len(inputs), "out_channels": len(outputs), "depth": 3, "width": 4}
+    network = MRSR(**arguments)
+    if residual:
+        for parameter in network.head.parameters():
+            torch.nn.init.normal_(parameter, std=0.05)
     info = ModelInfo(
         name=name,
         architecture="MRSR",
@@ -245,7 +252,7 @@ def _tiny_sr_entry(folder, name: str, inputs: list[str], outputs: list[str]) -> 
         slice_factor=4,
         slice_axis="any",
     )
-    path = save_checkpoint(folder / f"{name}.pt", MRSR(**arguments), info)
+    path = save_checkpoint(folder / f"{name}.pt", network, info)
     return {
         "name": name,
         "version": "1",
@@ -268,11 +275,13 @@ def _tiny_sr_entry(folder, name: str, inputs: list[str], outputs: list[str]) -> 
 
 @pytest.fixture
 def sr_registry(tmp_path, monkeypatch):
-    """A site registry with a tiny single-contrast MRSR ("tiny-sr") and a two-contrast one ("tiny-sr-2")."""
+    """A site registry with tiny untrained MRSRs: single-contrast ("tiny-sr"), two-contrast ("tiny-sr-2"), and
+    single-contrast with a nonzero residual ("tiny-sr-residual")."""
     single = _tiny_sr_entry(tmp_path, "tiny-sr", ["thick-slice image (any contrast)"], ["thin-slice image"])
     double = _tiny_sr_entry(tmp_path, "tiny-sr-2", ["T1w (thick)", "T2w (thick)"], ["T1w", "T2w"])
+    residual = _tiny_sr_entry(tmp_path, "tiny-sr-residual", ["thick-slice image (any contrast)"], ["thin"], True)
     registry = tmp_path / "registry.json"
-    registry.write_text(json.dumps({"schema_version": 2, "models": [single, double]}))
+    registry.write_text(json.dumps({"schema_version": 2, "models": [single, double, residual]}))
     monkeypatch.setenv("MRSYNTH_REGISTRY", str(registry))
     return "tiny-sr"
 
@@ -340,6 +349,26 @@ def test_back_projection_reaches_the_library_and_is_refused_for_synthesis(sr_reg
     with pytest.raises(MRSynthError, match="back-projection"):
         ContrastSynthesisLogic(synthesis_scene).process(
             [nodes["GE_aOP"], nodes["GE_aIP"]], "gre-to-tse-sim", backProjections=1
+        )
+
+
+def test_in_plane_flip_reaches_the_library_and_is_refused_for_synthesis(sr_registry, scene_and_nodes):
+    scene = slicer.vtkMRMLScene()
+    logic = SuperResolutionLogic(scene)
+    sim = simulate(bundled_phantom()[60:108, 60:108, 70:102], "brainweb", seed=2)
+    thick = volumes.add_volume(scene, sim["TSE_thick"], "TSE_thick")
+    restored = to_paper(volumes.image_from_node(logic.process(thick, "tiny-sr-residual", inPlaneFlip=True).volume))
+    model = load_model("tiny-sr-residual")
+    expected, single = (
+        to_paper(superresolve(model, [sim["TSE_thick"]], device="cpu", in_plane_flip=flip).outputs[0])
+        for flip in (True, False)
+    )
+    np.testing.assert_allclose(restored, expected, rtol=1e-4, atol=1e-4 * float(restored.max()))
+    assert np.abs(restored - single).max() > 1e-3 * float(single.max())  # the mirrored passes changed it
+    synthesis_scene, nodes = scene_and_nodes
+    with pytest.raises(MRSynthError, match="in-plane mirrored pass belongs to super-resolution"):
+        ContrastSynthesisLogic(synthesis_scene).process(
+            [nodes["GE_aOP"], nodes["GE_aIP"]], "gre-to-tse-sim", inPlaneFlip=True
         )
 
 
