@@ -57,6 +57,11 @@ def main() -> None:
     head = anatomy.head
     inputs = acquire_inputs(anatomy, INPUTS, np.random.default_rng(1), spec)
     model = load_model(args.model)
+    if model.info.architecture != "ChainedParamNet":
+        parser.error(
+            f"{args.model} is a {model.info.architecture}, not one chain: for an ensemble (reparam-param-sim since "
+            "version 9) give one member, written by 'mrsynth ensemble MODEL --member K --output MEMBER.pt'"
+        )
     network, declared = model.network.eval(), model.info.parameters
     for weight in network.parameters():
         weight.requires_grad_(False)
