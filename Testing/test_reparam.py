@@ -983,8 +983,8 @@ def test_an_ensemble_of_chains_synthesizes_the_transfer_of_its_mean_renderings(t
     combined = combine(chains(residual_transfer=1.0))
     transferred = load_checkpoint(save_checkpoint(tmp_path / "e.pt", combined.network, combined.info))
     assert transferred.info.architecture == "Ensemble" and transferred.info.normalisation["residual_transfer"] == 1.0
-    values = DEFAULT_INPUT | {"input_TR": 2000.0, "input_TE": 20.0}
-    c = torch.tensor([condition_vector(parameter_declaration("param"), values)])
+    conditioning = DEFAULT_INPUT | {"input_TR": 2000.0, "input_TE": 20.0}
+    c = torch.tensor([condition_vector(parameter_declaration("param"), conditioning)])
     x = torch.rand(1, 1, 16, 16)
     with torch.no_grad():  # the mean of the two chains, given the conditions
         members = [m.network.eval()(x, c) for m in chains()]

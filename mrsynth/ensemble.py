@@ -77,8 +77,8 @@ def add_ensemble_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="combine models trained alike (e.g. other seeds) into one that returns their mean",
         description="Write one checkpoint whose output is the mean of the given models' outputs. The models must "
         "be used the same way (task, inputs, output, grid, normalisation, acquisition parameters); it runs like any "
-        "model. With --member, "
-        "write one member of an ensemble instead (to fine-tune each member with mrsynth train --set init_weights=...).",
+        "model. With --member, write one member of an ensemble instead (to fine-tune each member with mrsynth "
+        "train --set init_weights=...).",
     )
     parser.add_argument("models", nargs="+", help="two or more models (names or checkpoint files), or one ensemble")
     parser.add_argument("--member", type=int, help="write this member (from 0) of the one ensemble given")
