@@ -1017,3 +1017,33 @@ def test_an_ensemble_of_chains_synthesizes_the_transfer_of_its_mean_renderings(t
         combine([chains()[0], chains(residual_transfer=1.0)[1]])
     with pytest.raises(MRSynthError, match=r"used differently \(.*parameters.* differ"):
         combine([chains()[0], seconds[0]])
+
+
+def test_a_chain_with_several_second_stages_is_the_ensemble_of_their_chains_with_one_first_stage(tmp_path):
+    from mrsynth.checkpoint import load_checkpoint, save_checkpoint
+    from mrsynth.ensemble import combine
+    from mrsynth.reparam_chain import chain_models, first_stage
+
+    first = _stage("param", {"variant": "param", "config": {"target_setting": {"TR": 4500, "TE": 50}}}, 2)
+    seconds = [_stage("default", {"variant": "default", "seed": seed}, seed) for seed in (3, 4, 5)]
+    network, info = chain_models(first, seconds, "chained", "1", residual_transfer=1.0, form="shrink")
+    shared = load_checkpoint(save_checkpoint(tmp_path / "shared.pt", network, info))
+    assert [t["seed"] for t in shared.info.training["second"]] == [3, 4, 5]
+    chains = [chain_models(first, s, "chained", "1", residual_transfer=1.0, form="shrink") for s in seconds]
+    ensemble = combine([LoadedModel(*chain) for chain in chains])
+    conditioning = {"input_TR": 2000.0, "input_TE": 20.0, "TR": 1500.0, "TE": 20.0}
+    c = torch.tensor([condition_vector(parameter_declaration("param"), conditioning)])
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(shared.network(x, c.expand(2, -1)), ensemble.network(x, c.expand(2, -1)))
+    image = _head_image()
+    out, expected = (synthesize(m, [image], parameters=conditioning, device="cpu").hr for m in (shared, ensemble))
+    np.testing.assert_allclose(to_paper(out), to_paper(expected), rtol=1e-5, atol=1e-6)
+    for key, value in first.network.state_dict().items():  # its first stage can be chained again
+        assert torch.equal(first_stage(shared).network.state_dict()[key], value)
+    other = _stage("default", {"variant": "default"}, 6)
+    other.info.output = "another image"
+    with pytest.raises(MRSynthError, match=r"second stages .* are used differently \(output differ"):
+        chain_models(first, [seconds[0], other], "chained", "1")
+    with pytest.raises(MRSynthError, match="is not a Default-to-Param ParamNet"):
+        chain_models(first, [seconds[0], first], "chained", "1")

@@ -23,7 +23,8 @@ all; with the skip it can learn the gain instead, and elsewhere let it fall to z
 
 Our addition: ``ChainedParamNet`` is Param-to-Param in two stages through one fixed setting: a
 Param-to-Param network trained to that single output setting (``target_setting``), then a
-Default-to-Param network whose input is acquired at it.
+Default-to-Param network whose input is acquired at it; or the mean of several such second stages
+behind one first stage (the first then runs once, not once per chain as in an ensemble of chains).
 
 ``BoundParamNet`` binds the conditioning values and runs the 2D network slice by slice on the
 engine's ``[B, C, SI, AP, LR]`` tensors, so ``mrsynth synthesize`` uses it like any 3D network.
@@ -165,12 +166,20 @@ class ChainedParamNet(nn.Module):
     ``via``, and ``second`` (a Default-to-Param network whose input was acquired at ``via``) maps that
     to the target TR/TE. Conditions are Param-to-Param's four (input_TR, input_TE, TR, TE), scaled;
     ``via`` is the fixed setting's two, scaled the same way. Both stages' outputs are in units of their
-    own 99th percentile, which is how ``second`` expects its input.
+    own 99th percentile, which is how ``second`` expects its input. ``second`` may be a list of
+    Default-to-Param networks' arguments: the second stage is then the mean of their outputs
+    (``networks.Ensemble``).
     """
 
-    def __init__(self, first: dict, second: dict, via: Sequence[float]):
+    def __init__(self, first: dict, second: dict | list[dict], via: Sequence[float]):
         super().__init__()
-        self.first, self.second = ParamNet(**first), ParamNet(**second)
+        self.first = ParamNet(**first)
+        if isinstance(second, dict):
+            self.second: nn.Module = ParamNet(**second)
+        else:
+            from .networks import Ensemble  # (networks imports this module)
+
+            self.second = Ensemble([{"architecture": "ParamNet", "arguments": arguments} for arguments in second])
         if self.first.conditions != 4 or self.second.conditions != 2 or len(via) != 2:
             raise MRSynthError(
                 "ChainedParamNet takes a Param-to-Param first stage (4 conditions), a Default-to-Param second stage "

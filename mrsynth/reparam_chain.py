@@ -9,6 +9,7 @@ trained on, which is checked here rather than trusted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -58,9 +59,13 @@ def first_stage(model: LoadedModel) -> LoadedModel:
     return LoadedModel(model.network.first, info, model.path)
 
 
+# What several second stages must share to be averaged behind one first stage.
+SHARED = ("parameters", "normalisation", "output", "patch", "stride", "voxel_size")
+
+
 def chain_models(
     first: LoadedModel,
-    second: LoadedModel,
+    second: LoadedModel | Sequence[LoadedModel],
     name: str,
     version: str,
     residual_transfer: float = 0.0,
@@ -68,9 +73,10 @@ def chain_models(
 ) -> tuple[ChainedParamNet, ModelInfo]:
     """The chained network (weights copied from both stages) and its description.
 
-    ``first`` may itself be a chained model: its first stage is taken (``first_stage``).
-    ``residual_transfer`` > 0 makes ``synthesize`` add that share of what the chain misses of its
-    input (``residual_transfer``, below; ``form`` as there).
+    ``first`` may itself be a chained model: its first stage is taken (``first_stage``). Several
+    ``second`` models, trained alike, make a second stage that is their mean: the mean of their chains,
+    with the first stage run once. ``residual_transfer`` > 0 makes ``synthesize`` add that share of
+    what the chain misses of its input (``residual_transfer``, below; ``form`` as there).
     """
     if not 0.0 <= float(residual_transfer) <= 1.0:
         raise MRSynthError(f"residual_transfer {residual_transfer} is outside [0, 1]: 0 is the plain chain")
@@ -83,10 +89,20 @@ def chain_models(
             f"{first.info.name} is not a Param-to-Param ParamNet trained to one output setting: train the first stage "
             "with variant: param and target_setting (configs/reparam-to-default-sim.yaml)"
         )
-    if second.info.architecture != "ParamNet" or second.info.training.get("variant") != "default":
-        raise MRSynthError(
-            f"{second.info.name} is not a Default-to-Param ParamNet: give reparam-default-sim or one trained like it"
-        )
+    seconds = [second] if isinstance(second, LoadedModel) else list(second)
+    for model in seconds:
+        if model.info.architecture != "ParamNet" or model.info.training.get("variant") != "default":
+            raise MRSynthError(
+                f"{model.info.name} is not a Default-to-Param ParamNet: give reparam-default-sim or one trained like it"
+            )
+    second = seconds[0]
+    for model in seconds[1:]:
+        differing = [key for key in SHARED if getattr(model.info, key) != getattr(second.info, key)]
+        if differing:
+            raise MRSynthError(
+                f"second stages {second.info.name} and {model.info.name} are used differently ({', '.join(differing)} "
+                "differ): average only Default-to-Param models trained with the same parameters and data"
+            )
     if {k: float(v) for k, v in setting.items()} != DEFAULT_INPUT:
         raise MRSynthError(
             f"the first stage ends at TR {setting['TR']:g} ms, TE {setting['TE']:g} ms but the second starts at "
@@ -97,14 +113,17 @@ def chain_models(
     target = {name: first.info.parameters[name] for name in ("TR", "TE")}
     via = condition_vector(target, DEFAULT_INPUT)
     given = {name: spec for name, spec in first.info.parameters.items() if name.startswith("input_")}
-    network = ChainedParamNet(first.info.arguments, second.info.arguments, via)
+    several = len(seconds) > 1
+    arguments = [m.info.arguments for m in seconds] if several else second.info.arguments
+    network = ChainedParamNet(first.info.arguments, arguments, via)
     network.first.load_state_dict(first.network.state_dict())
-    network.second.load_state_dict(second.network.state_dict())
+    for target, model in zip(network.second.members if several else [network.second], seconds, strict=True):
+        target.load_state_dict(model.network.state_dict())
     info = ModelInfo(
         name=name,
         version=version,
         architecture="ChainedParamNet",
-        arguments={"first": first.info.arguments, "second": second.info.arguments, "via": via},
+        arguments={"first": first.info.arguments, "second": arguments, "via": via},
         inputs=list(first.info.inputs),
         output=second.info.output,
         voxel_size=list(first.info.voxel_size),
@@ -117,7 +136,11 @@ def chain_models(
         | (
             {"residual_transfer": float(residual_transfer), "residual_transfer_form": form} if residual_transfer else {}
         ),
-        training={"variant": "param", "first": first.info.training, "second": second.info.training},
+        training={
+            "variant": "param",
+            "first": first.info.training,
+            "second": [m.info.training for m in seconds] if several else second.info.training,
+        },
     )
     return network, info
 

@@ -4,7 +4,10 @@
     PYTHONPATH=. python scripts/bundle_reparam.py CHAINED.pt
 
 FIRST may also be a chained model (the bundled ``reparam-param-sim``): its first stage is kept and
-SECOND replaces its Default-to-Param stage.
+SECOND replaces its Default-to-Param stage. Several SECOND models (trained alike) make one second stage
+that returns their mean, behind the one first stage:
+
+    PYTHONPATH=. python scripts/chain_reparam.py reparam-param-sim RUN_A/model.pt RUN_B/model.pt --out MEAN.pt
 
 The first stage is trained with ``configs/reparam-to-default-sim.yaml``; see mrsynth/reparam_chain.py.
 """
@@ -22,7 +25,11 @@ from mrsynth.reparam_chain import TRANSFER_FORMS, chain_models
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("first", help="Param-to-Default model, or a chained one to take the first stage of")
-    parser.add_argument("second", help="Default-to-Param model (a checkpoint or registry name)")
+    parser.add_argument(
+        "second",
+        nargs="+",
+        help="Default-to-Param model (a checkpoint or registry name); several make a second stage that is their mean",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the chained checkpoint to write")
     parser.add_argument("--name", default="reparam-param-sim")
     parser.add_argument("--version", default="3")
@@ -35,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     network, info = chain_models(
         load_model(args.first),
-        load_model(args.second),
+        [load_model(model) for model in args.second],
         args.name,
         args.version,
         args.residual_transfer,
