@@ -117,8 +117,8 @@ def chain_models(
     arguments = [m.info.arguments for m in seconds] if several else second.info.arguments
     network = ChainedParamNet(first.info.arguments, arguments, via)
     network.first.load_state_dict(first.network.state_dict())
-    for target, model in zip(network.second.members if several else [network.second], seconds, strict=True):
-        target.load_state_dict(model.network.state_dict())
+    for stage, model in zip(network.second.members if several else [network.second], seconds, strict=True):
+        stage.load_state_dict(model.network.state_dict())
     info = ModelInfo(
         name=name,
         version=version,
