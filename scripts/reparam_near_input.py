@@ -59,8 +59,8 @@ def main() -> None:
     model = load_model(args.model)
     if model.info.architecture != "ChainedParamNet":
         parser.error(
-            f"{args.model} is a {model.info.architecture}, not one chain: for an ensemble (reparam-param-sim since "
-            "version 9) give one member, written by 'mrsynth ensemble MODEL --member K --output MEMBER.pt'"
+            f"{args.model} is a {model.info.architecture}, not a chain: for an ensemble of chains give one member, "
+            "written by 'mrsynth ensemble MODEL --member K --output MEMBER.pt'"
         )
     network, declared = model.network.eval(), model.info.parameters
     for weight in network.parameters():
