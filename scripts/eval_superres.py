@@ -224,6 +224,7 @@ def dess_table(
     axes: tuple[int, ...] = (2,),
     back_projections: int = 0,
     in_plane_flip: bool = False,
+    mean: bool = False,
 ) -> dict:
     """Table 2: per subject, thick axis and region, mean T2 of GT, each model, TCI and FI; CV%, difference, CCC.
 
@@ -240,7 +241,9 @@ def dess_table(
     order: 0 SI, 1 AP, 2 LR) give more rows.
     ``back_projections`` > 0 adds each model's echoes after that many passes of
     ``thick_slices.back_project`` as the method ``NAME+BP``. ``in_plane_flip`` averages the models'
-    passes over the in-plane mirror too (``superres.superresolve_arrays``).
+    passes over the in-plane mirror too (``superres.superresolve_arrays``). ``mean`` adds the mean of the
+    models' echoes as the method ``MEAN`` (and ``MEAN+BP``): models that err in opposite directions in
+    T2 (``MRSR`` per echo and ``MRSR-DESS``) may average out.
     """
     spec = load_spec()
     rows, common, quality, boundary = [], [], [], []
@@ -260,13 +263,17 @@ def dess_table(
             keep = tuple(slice(0, n) if a == axis else slice(None) for a in range(3))
             thick = [make_thick(dess[echo], axis, factor) for echo in ("S1", "S2")]
             thick_mask = make_thick(head.astype(np.float32), axis, factor) > 0.5
-            echoes = {}
+            echoes, restored = {}, {}
             for name, model in models.items():
-                restored = superresolve_arrays(model, thick, axis, mask=thick_mask, in_plane_flip=in_plane_flip)[0]
-                echoes[name] = [e[keep] for e in restored]
+                result = superresolve_arrays(model, thick, axis, mask=thick_mask, in_plane_flip=in_plane_flip)
+                restored[name] = result[0]
+            if mean:
+                restored["MEAN"] = [np.mean(each, axis=0) for each in zip(*restored.values())]
+            for name, volumes in restored.items():
+                echoes[name] = [e[keep] for e in volumes]
                 if back_projections:
                     echoes[f"{name}+BP"] = [back_project(e, t, axis, factor, back_projections)[keep]
-                                            for e, t in zip(restored, thick)]  # fmt: skip
+                                            for e, t in zip(volumes, thick)]  # fmt: skip
             echoes["TCI"] = [tricubic(t, axis, factor, n) for t in thick]
             echoes["FI"] = [fourier(t, axis, factor, n) for t in thick]
             t2 = {"GT": t2_truth}
@@ -293,7 +300,8 @@ def dess_table(
             if figure is None:
                 title = f"{subject}: DESS T2, echoes thick x{factor} along {AXIS_NAMES[axis]}"
                 figure = dess_figure(t2, out / "dess_t2.png", title)
-    methods = (*models, *(f"{m}+BP" for m in models if back_projections), *INTERPOLATIONS)
+    names = (*models, "MEAN") if mean else tuple(models)
+    methods = (*names, *(f"{m}+BP" for m in names if back_projections), *INTERPOLATIONS)
     summary_pairwise = {name: agreement(pair, tuple(name.split(" vs "))) for name, pair in pairwise.items()}
     by_axis = {  # each thick axis alone: its own-voxel summary and each pair's
         AXIS_NAMES[a]: {"summary": agreement([r for r in rows if r["axis"] == AXIS_NAMES[a]], methods)}
@@ -402,6 +410,11 @@ def main() -> None:
     parser.add_argument("--native", action="store_true")
     parser.add_argument("--scsr-train", nargs="*", default=[])
     parser.add_argument("--in-plane-flip", action="store_true", help="Table 2: average in-plane mirrored passes too")
+    parser.add_argument(
+        "--dess-mean",
+        action="store_true",
+        help="Table 2: also the mean of --model's (per echo) and --dess-model's echoes",
+    )
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -427,8 +440,9 @@ def main() -> None:
         if args.dess_model:
             models["MRSR-DESS"] = load_checkpoint(args.dess_model)
         dess_axes = tuple(AXIS_NAMES.index(a) for a in args.dess_axes)
+        cases = dess_labels(args.dess_cases)
         report["dess"] = dess_table(
-            models, factor, dess_labels(args.dess_cases), out, dess_axes, args.back_project, args.in_plane_flip
+            models, factor, cases, out, dess_axes, args.back_project, args.in_plane_flip, args.dess_mean
         )
         report["dess"]["in_plane_flip"] = args.in_plane_flip
     if args.native:
