@@ -72,9 +72,10 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
         "transfer",
         help="turn a single-contrast super-resolution model into a multi-contrast one (then fine-tune it)",
         description="Paper 003, section 3.2: duplicate a single-contrast MRSR model's first-layer weights for each "
-        "input contrast and its last layer for each output. Fine-tune the result with mrsynth train --task superres "
-        "--set init_weights=FILE --set data.joint_contrasts=true --set 'data.contrasts=[...]' and the same "
-        "model.depth and model.width.",
+        "input contrast and its last layer for each output. Fine-tune the result with mrsynth train --config CONFIG "
+        "--run-dir RUN, where the config (task: superres) has init_weights: FILE, data.joint_contrasts: true, the "
+        "contrasts as data.contrasts and the same model.depth and model.width (configs/superres-x4-dess-sim.yaml "
+        "is one).",
     )
     parser.add_argument("model", help="single-contrast super-resolution model (name or checkpoint file)")
     parser.add_argument("--contrasts", nargs="+", required=True, help="the new model's contrasts, in order")
