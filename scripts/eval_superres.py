@@ -417,6 +417,8 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
+    if args.dess_mean and not (args.dess and args.dess_model):
+        parser.error("--dess-mean averages --model's echoes with --dess-model's: give --dess and --dess-model too")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
