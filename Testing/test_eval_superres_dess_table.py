@@ -1,4 +1,4 @@
-"""scripts/eval_superres.py's Table 2 (``dess_table``) on a small simulated head, with the mean of two models."""
+"""scripts/eval_superres.py's Table 2 (``dess_table``) on a small simulated head: models, their mean, paired tests."""
 
 from __future__ import annotations
 
@@ -64,5 +64,14 @@ def test_dess_table_scores_each_model_and_their_mean(tmp_path):
     assert all(row["A"] != row["B"] for row in report["rows"] if row["region"] == "csf")
     for axis in ("SI", "LR"):
         assert {"MEAN vs TCI", "MEAN vs FI", "MEAN+BP vs FI"} <= set(report["summary_by_axis"][axis])
+    # the paired tests compare absolute differences from the truth row by row: their mean is the summary's margin
+    for scope, rows in (("own", report["rows"]), ("pairwise", report["rows_pairwise"]["MEAN vs FI"])):
+        test = report["paired_tests"][scope]["MEAN vs FI"]
+        errors = [abs(r["MEAN"] - r["GT"]) - abs(r["FI"] - r["GT"]) for r in rows]
+        assert test["pairs"] == len(rows) == 6 and test["mean_difference"] == pytest.approx(np.mean(errors))
+        assert 0 <= test["p_value"] <= 1
+    margin = report["summary"]["B"]["diff_mean"] - report["summary"]["TCI"]["diff_mean"]
+    assert report["paired_tests"]["own"]["B vs TCI"]["mean_difference"] == pytest.approx(margin)
+    assert report["summary_by_axis"]["LR"]["paired_tests"]["own"]["A+BP vs FI"]["pairs"] == 3
     psnr = {m: np.mean([q[m]["S1"] for q in report["echo_psnr"]]) for m in ("B", "B+BP", "MEAN", "MEAN+BP")}
     assert psnr["B+BP"] > psnr["B"] and psnr["MEAN+BP"] > psnr["MEAN"]
