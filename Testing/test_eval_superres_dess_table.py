@@ -73,5 +73,10 @@ def test_dess_table_scores_each_model_and_their_mean(tmp_path):
     margin = report["summary"]["B"]["diff_mean"] - report["summary"]["TCI"]["diff_mean"]
     assert report["paired_tests"]["own"]["B vs TCI"]["mean_difference"] == pytest.approx(margin)
     assert report["summary_by_axis"]["LR"]["paired_tests"]["own"]["A+BP vs FI"]["pairs"] == 3
+    # a region without a T2 leaves its row out of the test, not the test out of the report
+    rows = [dict(r) for r in report["rows"]]
+    rows[0]["B"] = float("nan")
+    assert eval_superres.paired_tests(rows, {}, ("B", "TCI"))["own"]["B vs TCI"]["pairs"] == 5
+    assert eval_superres.paired_tests(rows[:2], {}, ("B", "TCI"))["own"]["B vs TCI"] is None
     psnr = {m: np.mean([q[m]["S1"] for q in report["echo_psnr"]]) for m in ("B", "B+BP", "MEAN", "MEAN+BP")}
     assert psnr["B+BP"] > psnr["B"] and psnr["MEAN+BP"] > psnr["MEAN"]

@@ -195,12 +195,16 @@ def paired_tests(rows: list[dict], pairwise: dict[str, list[dict]], methods: tup
     row by row (subject, thick axis, region): over each method's own voxels (``rows``) and over the
     voxels the two share (``pairwise``). ``mean_difference`` < 0: the method is closer. Table 2's
     means alone do not say whether a margin of tenths of a millisecond over a few subjects is one.
+    Rows where either has no T2 (a region without valid voxels) are left out; under two rows, no test.
     """
 
-    def test(table: list[dict], method: str, baseline: str) -> dict:
+    def test(table: list[dict], method: str, baseline: str) -> dict | None:
         truth = np.array([r["GT"] for r in table])
         error = {m: np.abs(np.array([r[m] for r in table]) - truth) for m in (method, baseline)}
-        result = paired_t_test(error[method], error[baseline])
+        kept = np.isfinite(error[method]) & np.isfinite(error[baseline])
+        if kept.sum() < 2:
+            return None
+        result = paired_t_test(error[method][kept], error[baseline][kept])
         return {"mean_difference": result.mean_difference, "p_value": result.p_value, "pairs": result.pairs}
 
     tests: dict = {"own": {}, "pairwise": {}}
