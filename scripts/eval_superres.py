@@ -332,16 +332,15 @@ def dess_table(
     names = (*models, "MEAN") if mean else tuple(models)
     methods = (*names, *(f"{m}+BP" for m in names if back_projections), *INTERPOLATIONS)
     summary_pairwise = {name: agreement(pair, tuple(name.split(" vs "))) for name, pair in pairwise.items()}
-    by_axis = {  # each thick axis alone: its own-voxel summary and each pair's
-        AXIS_NAMES[a]: {"summary": agreement([r for r in rows if r["axis"] == AXIS_NAMES[a]], methods)}
-        | {name: agreement([r for r in pair if r["axis"] == AXIS_NAMES[a]], tuple(name.split(" vs ")))
-           for name, pair in pairwise.items()}
-        for a in axes
-    }  # fmt: skip
-    for a in axes:
-        on_axis = [r for r in rows if r["axis"] == AXIS_NAMES[a]]
-        pairs_on_axis = {name: [r for r in pair if r["axis"] == AXIS_NAMES[a]] for name, pair in pairwise.items()}
-        by_axis[AXIS_NAMES[a]]["paired_tests"] = paired_tests(on_axis, pairs_on_axis, methods)
+    by_axis = {}  # each thick axis alone: its own-voxel summary, each pair's, and the paired tests
+    for axis_name in (AXIS_NAMES[a] for a in axes):
+        on_axis = [r for r in rows if r["axis"] == axis_name]
+        pairs_on_axis = {name: [r for r in pair if r["axis"] == axis_name] for name, pair in pairwise.items()}
+        by_axis[axis_name] = (
+            {"summary": agreement(on_axis, methods)}
+            | {name: agreement(pair, tuple(name.split(" vs "))) for name, pair in pairs_on_axis.items()}
+            | {"paired_tests": paired_tests(on_axis, pairs_on_axis, methods)}
+        )
     return {"rows": rows, "summary": agreement(rows, methods), "summary_by_axis": by_axis, "rows_common": common,
             "paired_tests": paired_tests(rows, pairwise, methods),
             "summary_common": agreement(common, methods), "rows_pairwise": pairwise,
